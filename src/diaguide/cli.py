@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: one line for the user, the traceback only on request
         if os.environ.get("DIAGUIDE_DEBUG"):
             raise
-        print(f"diaguide {command}: internal error: {type(exc).__name__}: {exc} (DIAGUIDE_DEBUG=1 shows more)",
-              file=sys.stderr)
+        print(
+            f"diaguide {command}: internal error: {type(exc).__name__}: {exc} (DIAGUIDE_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
         return 3
     return int(status or 0)
 

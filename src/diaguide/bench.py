@@ -1,0 +1,69 @@
+"""`diaguide bench ingest|train|generate|serve --out FILE.json`: each benchmark writes JSON with
+the machine, library versions and a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+from typing import Any
+
+from diaguide.errors import InputError
+
+BENCHES: dict[str, str] = {
+    "ingest": "diaguide.bench_ingest:bench_ingest",
+    "train": "diaguide.training.bench_train:bench_train",
+    "generate": "diaguide.inference.bench_generate:bench_generate",
+    "serve": "diaguide.bench_serve:bench_serve",
+}
+
+
+def machine_info() -> dict[str, Any]:
+    """What a benchmark ran on: CPU, cores, memory, accelerator, library versions."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import psutil
+
+        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    versions = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "fhir.resources", "fastapi", "llama_cpp"):
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except Exception:  # not installed: leave it out
+            continue
+    info["versions"] = versions
+    if "torch" in versions:
+        import torch
+
+        if torch.cuda.is_available():
+            info["accelerator"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bench_command(what: str, out: str, quick: bool = False) -> int:
+    target = BENCHES[what]
+    module, _, name = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        raise InputError(f"benchmark {what!r} is not available in this build ({exc.name} missing)") from exc
+    return fn(out=out, quick=quick)
