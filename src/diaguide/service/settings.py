@@ -1,0 +1,70 @@
+"""Service settings, read from `DIAGUIDE_*` environment variables (pydantic-settings).
+
+Production is the default: EHR calls need a signed JWT and the page needs a login. Only
+`DIAGUIDE_DEMO=1` (the local demo on synthetic patients) turns authentication off.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from diaguide.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/diaguide.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIAGUIDE_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, description="SQLAlchemy URL; postgresql+psycopg://... for PostgreSQL"
+    )
+    demo: bool = Field(False, description="local demo on synthetic patients: no login, clearly labelled")
+    cds_auth: Literal["jwt", "off"] | None = Field(None, description="EHR JWT check; default jwt, off only in demo")
+    cds_trusted_issuers: dict[str, str] = Field(
+        default_factory=dict, description='JSON: {"iss": "https://ehr/.well-known/jwks.json" or "/path/jwks.json"}'
+    )
+    jwks_cache_seconds: int = Field(300, ge=0)
+    jwt_leeway_seconds: int = Field(60, ge=0, description="clock skew allowed on exp/iat")
+    jwt_max_age_seconds: int = Field(3600, gt=0, description="a token issued longer ago than this is refused")
+    public_base_url: str | None = Field(
+        None, description="the URL the EHR calls (behind a proxy); used for JWT aud and card links"
+    )
+    region: Literal["ada", "cds"] = "ada"
+    max_body_bytes: int = Field(2 * 1024 * 1024, gt=0, description="larger requests get 413")
+    cors_origins: list[str] = Field(default_factory=list, description="EHR front ends allowed to call from a browser")
+    secret_key: str | None = Field(None, description="signs login sessions; random per process when unset")
+    session_hours: float = Field(12.0, gt=0)
+    admin_username: str | None = Field(None, description="created at startup when missing")
+    admin_password: str | None = None
+    samples: str | None = Field(None, description="visits.jsonl file or demo folder with sample patients")
+    narrator: str = Field(
+        "diaguide.service.narrative:plan_narrator", description="module:function (visit, plan) -> narrative text"
+    )
+    model_version: str = Field("rules", description="recorded in every audit record")
+    adapter_version: str | None = None
+    fhir_timeout_seconds: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth_default(self) -> Settings:
+        if self.cds_auth is None:
+            self.cds_auth = "off" if self.demo else "jwt"
+        return self
+
+    @cached_property
+    def auth_enabled(self) -> bool:
+        """Whether the page and REST API need a login (everything but the demo)."""
+        return not self.demo
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with keyword overrides (tests); a bad value is a ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise ConfigError(" ".join(first[:3]), source="environment") from None

@@ -1,0 +1,219 @@
+"""The service's store: audit records, feedback, stored recommendations, cached narratives, users.
+
+SQLAlchemy 2 models on SQLite (WAL, under ./var/) or PostgreSQL (psycopg 3). Audit records
+hold ids, hashes, versions, timings and counts — never patient text and never tokens. The
+visit itself is kept only with a stored recommendation, which is served behind a login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from diaguide.errors import ConfigError
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(200), index=True)
+    hook: Mapped[str | None] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(40))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    record_hash: Mapped[str | None] = mapped_column(String(64))
+    recommendation_id: Mapped[str | None] = mapped_column(String(36))
+    principal: Mapped[str | None] = mapped_column(String(200), doc="issuer or username, never a token")
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    adapter_version: Mapped[str | None] = mapped_column(String(200))
+    rule_version: Mapped[str | None] = mapped_column(String(64))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    engine_ms: Mapped[float | None] = mapped_column(Float)
+    cards_info: Mapped[int] = mapped_column(Integer, default=0)
+    cards_warning: Mapped[int] = mapped_column(Integer, default=0)
+    cards_critical: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Recommendation(Base):
+    __tablename__ = "recommendations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    channel: Mapped[str] = mapped_column(String(20), doc="cds | rest | page")
+    record_hash: Mapped[str] = mapped_column(String(64), index=True)
+    visit: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    complexity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class Card(Base):
+    __tablename__ = "cards"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    service: Mapped[str] = mapped_column(String(64))
+    recommendation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    indicator: Mapped[str] = mapped_column(String(10))
+    rule_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    channel: Mapped[str] = mapped_column(String(20))
+    service: Mapped[str | None] = mapped_column(String(64))
+    card_uuid: Mapped[str | None] = mapped_column(String(64), index=True)
+    recommendation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    outcome: Mapped[str] = mapped_column(String(20), doc="accepted | overridden | modified | rejected")
+    override_reason: Mapped[str | None] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(Text)
+    accepted_suggestions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    principal: Mapped[str | None] = mapped_column(String(200))
+    outcome_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Narrative(Base):
+    __tablename__ = "narratives"
+
+    record_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), doc="pending | ready | failed")
+    text: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20), doc="physician | admin")
+    active: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class UsedToken(Base):
+    """JWT ids already seen, so a replayed EHR token is refused (kept until the token expires)."""
+
+    __tablename__ = "used_tokens"
+
+    issuer: Mapped[str] = mapped_column(String(300), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"not a database URL: {exc}", field="DIAGUIDE_DATABASE_URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            # WAL: readers never block the writer; synchronous=NORMAL in WAL mode loses nothing a
+            # committed transaction wrote when the *process* dies (SIGKILL), only on power loss.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in ("psycopg", ""):
+        raise ConfigError("use the psycopg 3 driver: postgresql+psycopg://...", field="DIAGUIDE_DATABASE_URL")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    """Sessions and the few queries the service needs."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        if migrate:
+            from diaguide.service.migrations import upgrade
+
+            upgrade(url)
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def add(self, *rows: Base) -> None:
+        with self.session() as s:
+            s.add_all(rows)
+
+    def get(self, model: type[Base], key: Any) -> Any:
+        with self._sessions() as s:
+            return s.get(model, key)
+
+    def audit_page(self, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+        with self._sessions() as s:
+            q = select(AuditRecord).order_by(AuditRecord.created_at.desc()).limit(limit).offset(offset)
+            return list(s.scalars(q))
+
+    def count(self, model: type[Base]) -> int:
+        with self._sessions() as s:
+            return s.scalar(select(func.count()).select_from(model)) or 0
+
+    def claim_token(self, issuer: str, jti: str, expires_at: dt.datetime) -> bool:
+        """Record a JWT id; False when it was seen before (a replay)."""
+        try:
+            with self.session() as s:
+                s.add(UsedToken(issuer=issuer, jti=jti, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def purge_tokens(self) -> None:
+        with self.session() as s:
+            s.query(UsedToken).filter(UsedToken.expires_at < _now()).delete()
+
+    def put_narrative(self, record_hash: str, status: str, text: str | None = None, **extra: Any) -> None:
+        with self.session() as s:
+            row = s.get(Narrative, record_hash)
+            if row is None:
+                s.add(Narrative(record_hash=record_hash, status=status, text=text, **extra))
+            else:
+                row.status, row.text = status, text
+                for key, value in extra.items():
+                    setattr(row, key, value)
+
+    def close(self) -> None:
+        self.engine.dispose()
