@@ -1,0 +1,173 @@
+"""The FastAPI application: CDS Hooks, the REST API, the physician page, operations endpoints.
+
+`create_app()` reads settings from `DIAGUIDE_*`, migrates the store, and wires routers;
+`diaguide serve` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from diaguide import __version__
+from diaguide.errors import ConfigError, InputError
+from diaguide.service import logging as service_logging
+from diaguide.service.auth_jwt import JWTVerifier
+from diaguide.service.auth_users import SessionSigner, create_user
+from diaguide.service.deps import Context, Unauthorized
+from diaguide.service.engine import EngineUnavailable
+from diaguide.service.metrics import render
+from diaguide.service.middleware import ServiceMiddleware
+from diaguide.service.narrative import NarrativeCache, load_narrator
+from diaguide.service.samples import load_samples
+from diaguide.service.settings import Settings, load_settings
+from diaguide.service.store import Store
+
+log = logging.getLogger("diaguide.service")
+HERE = Path(__file__).resolve().parent
+
+
+def build_context(settings: Settings) -> Context:
+    store = Store(settings.database_url)
+    if settings.admin_username and settings.admin_password:
+        create_user(store, settings.admin_username, settings.admin_password, role="admin")
+    if not settings.secret_key and not settings.demo:
+        log.warning(
+            "DIAGUIDE_SECRET_KEY unset: sessions end at restart and differ between workers",
+            extra={"event": "config_warning"},
+        )
+    return Context(
+        settings=settings,
+        store=store,
+        verifier=JWTVerifier(settings, store),
+        signer=SessionSigner(settings.secret_key, settings.session_hours),
+        narratives=NarrativeCache(store, load_narrator(settings.narrator), settings.model_version),
+        samples=load_samples(settings.samples),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service app. Without `settings`, they come from the environment."""
+    settings = settings or load_settings()
+    service_logging.configure()
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        ctx.narratives.close()
+        ctx.store.close()
+
+    app = FastAPI(
+        title="DiaGuide",
+        version=__version__,
+        description="CDS Hooks services, REST API and physician page for diabetes outpatient care."
+        + (" **DEMO MODE: synthetic patients, no authentication.**" if settings.demo else ""),
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    _routes(app, ctx)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(ServiceMiddleware, ctx_getter=lambda: app.state.ctx)
+    return app
+
+
+def _routes(app: FastAPI, ctx: Context) -> None:
+    from diaguide.service import cds_hooks, page, rest
+
+    app.include_router(cds_hooks.router)
+    app.include_router(rest.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(InputError)
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.line()}, status_code=400)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _engine(request: Request, exc: EngineUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": exc.line()}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # one line per problem, without echoing the input back (it may be patient text)
+        problems = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors()[:20]]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.get("/healthz", tags=["operations"], summary="the process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="store reachable, engines and narrator loaded")
+    def readyz() -> JSONResponse:
+        checks = {"store": _store_ok(ctx), "engines": _engines_ok(), "narrator": ctx.narratives.narrator is not None}
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+
+def _store_ok(ctx: Context) -> bool:
+    try:
+        with ctx.store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def _engines_ok() -> bool:
+    try:
+        import diaguide.knowledge.guideline  # noqa: F401
+        import diaguide.records.fhir  # noqa: F401
+        import diaguide.safety.checker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def serve_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
+    """`diaguide serve`: run the service with uvicorn (settings from DIAGUIDE_* variables)."""
+    import uvicorn
+
+    settings = load_settings()
+    if settings.cds_auth == "jwt" and not settings.cds_trusted_issuers:
+        log.warning("no trusted EHR issuers: every CDS Hooks call will be refused", extra={"event": "config_warning"})
+    if workers < 1:
+        raise ConfigError("workers must be at least 1", field="--workers")
+    Store(settings.database_url).close()  # migrate once, before workers race to do it
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
+    else:
+        uvicorn.run(
+            "diaguide.service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            proxy_headers=True,
+        )
+    return 0

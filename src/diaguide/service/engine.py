@@ -1,0 +1,138 @@
+"""The service's one door to the engines: records in, a checked Plan and a complexity out.
+
+`service` only wires the others together (DESIGN.md): FHIR reading, the guideline engine,
+the safety checker and the complexity score are imported from their own packages, lazily,
+so the service starts (and answers 503 on these routes) even when one of them is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from diaguide.errors import DiaGuideError, InputError
+from diaguide.records.schema import Finding, MedicationOrder, Plan, Visit
+
+KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"
+
+
+class EngineUnavailable(DiaGuideError):
+    """An engine this route needs is not installed in this build."""
+
+
+@dataclasses.dataclass
+class Result:
+    visit: Visit
+    plan: Plan
+    complexity: dict[str, Any] | None
+    record_hash: str
+    engine_ms: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def _import(module: str, name: str):
+    try:
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name)
+    except (ImportError, AttributeError) as exc:
+        raise EngineUnavailable(f"{module}.{name} is not available in this build", source="service") from exc
+
+
+def record_hash(visit: Visit) -> str:
+    """sha256 of the visit's canonical JSON: the key of cached narratives and stored plans."""
+    canonical = json.dumps(visit.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def rule_version() -> str:
+    """A hash of every knowledge YAML: which rules produced a recommendation (short, 16 hex)."""
+    digest = hashlib.sha256()
+    for path in sorted(KNOWLEDGE_DIR.rglob("*.yaml")):
+        digest.update(path.relative_to(KNOWLEDGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def visits_from_bundle(bundle: dict[str, Any], source: str = "<bundle>") -> tuple[list[Visit], list[str]]:
+    return _import("diaguide.records.fhir", "visits_from_bundle")(bundle, source=source)
+
+
+def latest_visit(visits: list[Visit], source: str) -> Visit:
+    if not visits:
+        raise InputError("no visit could be read from the record", source=source)
+    return max(visits, key=lambda v: v.date)
+
+
+def visit_from_payload(payload: Any, source: str = "request") -> tuple[Visit, list[str]]:
+    """A Visit from a Visit JSON, a FHIR Bundle, or {"visit": ...} / {"bundle": ...}."""
+    if not isinstance(payload, dict):
+        raise InputError("expected a JSON object (a Visit or a FHIR Bundle)", source=source)
+    if "bundle" in payload and isinstance(payload["bundle"], dict):
+        payload = payload["bundle"]
+    elif "visit" in payload and isinstance(payload["visit"], dict):
+        payload = payload["visit"]
+    if payload.get("resourceType") == "Bundle":
+        visits, warnings = visits_from_bundle(payload, source=source)
+        return latest_visit(visits, source), warnings
+    if "resourceType" in payload:
+        raise InputError(f"expected a Bundle, got {payload['resourceType']}", source=source, field="resourceType")
+    try:
+        return Visit.model_validate(payload), []
+    except ValueError as exc:
+        raise InputError(_first_error(exc), source=source) from None
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return str(exc).splitlines()[0]
+
+
+def recommend(visit: Visit, region: str = "ada", warnings: list[str] | None = None) -> Result:
+    """Guideline plan + safety findings + complexity for one visit (synchronous, rules only)."""
+    guideline = _import("diaguide.knowledge.guideline", "recommend")
+    apply_safety = _import("diaguide.safety.checker", "apply_safety")
+    start = time.perf_counter()
+    plan = apply_safety(visit, guideline(visit, region=region), region=region)
+    try:
+        score = _import("diaguide.safety.complexity", "complexity")(visit)
+        complexity = score.model_dump(mode="json") if hasattr(score, "model_dump") else dict(score)
+    except EngineUnavailable:
+        complexity = None
+    engine_ms = (time.perf_counter() - start) * 1000
+    return Result(visit, plan, complexity, record_hash(visit), engine_ms, list(warnings or []))
+
+
+def check_orders(visit: Visit, orders: list[MedicationOrder], region: str = "ada") -> list[Finding]:
+    """Safety findings for draft orders, judged against what the patient already takes."""
+    check = _import("diaguide.safety.checker", "check")
+    ordered = {o.drug.lower() for o in orders}
+    current = [
+        MedicationOrder(drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency)
+        for m in visit.medications
+        if m.drug.lower() not in ordered
+    ]
+    return list(check(visit, Plan(medications=[*current, *orders]), region=region))
+
+
+def drug_class_of(text: str) -> str:
+    try:
+        return _import("diaguide.knowledge.formulary", "drug_class_of")(text)
+    except EngineUnavailable:
+        return "other"
+
+
+def formulary_lookup(text: str):
+    try:
+        return _import("diaguide.knowledge.formulary", "lookup")(text)
+    except EngineUnavailable:
+        return None

@@ -1,0 +1,155 @@
+"""One ASGI middleware for every request: size limit (413), request id, metrics, JSON access
+log, and — for CDS Hooks, REST and page posts — an audit record committed *before* the
+response starts, so a client that got an answer can trust its audit record exists (even if
+the server is killed the next instant). Failures (4xx, 5xx) are audited too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import anyio
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from diaguide.service.engine import rule_version
+from diaguide.service.metrics import LATENCY, REQUESTS
+from diaguide.service.store import AuditRecord
+
+log = logging.getLogger("diaguide.service")
+AUDITED_PREFIXES = ("/cds-services", "/api/v1")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+def _audited(method: str, path: str) -> bool:
+    return path.startswith(AUDITED_PREFIXES) or (method == "POST" and path.startswith("/page"))
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 422: "invalid"}.get(
+        status, "client_error" if status < 500 else "server_error"
+    )
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, ctx_getter):
+        self.app = app
+        self.ctx_getter = ctx_getter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = self.ctx_getter()
+        limit = ctx.settings.max_body_bytes
+        start = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        request_id = uuid.uuid4().hex
+        note: dict[str, Any] = scope.setdefault("state", {}).setdefault("audit", {})
+        digest, size = hashlib.sha256(), 0
+        audit = _audited(method, path)
+        status_box = {"status": 500, "sent": False}
+
+        async def receive_counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                digest.update(chunk)
+            return message
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_box["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                if audit:
+                    audit_id = await self._audit(ctx, scope, note, message["status"], start, digest if size else None)
+                    headers.append((b"x-audit-id", audit_id.encode()))
+                message = {**message, "headers": headers}
+                status_box["sent"] = True
+            await send(message)
+
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await self._reply(send_wrapped, 413, b'{"detail":"request body too large"}')
+            else:
+                await self.app(scope, receive_counted, send_wrapped)
+        except Exception:
+            if not status_box["sent"] and audit:
+                note.setdefault("outcome", "server_error")
+                await self._audit(ctx, scope, note, 500, start, None)
+            log.exception("unhandled error", extra={"event": "error", "request_id": request_id, "route": path})
+            raise
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            seconds = time.perf_counter() - start
+            REQUESTS.labels(method, template, str(status_box["status"])).inc()
+            LATENCY.labels(template).observe(seconds)
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                log.info(
+                    "request",
+                    extra={
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": method,
+                        "route": template,
+                        "status": status_box["status"],
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
+
+    @staticmethod
+    async def _reply(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _audit(self, ctx, scope: Scope, note: dict[str, Any], status: int, start: float, digest) -> str:
+        route = scope.get("route")
+        record = AuditRecord(
+            id=str(uuid.uuid4()),
+            method=scope["method"],
+            route=getattr(route, "path", scope["path"])[:200],
+            hook=note.get("hook"),
+            status_code=status,
+            outcome=note.get("outcome")
+            if status < 400 or note.get("outcome") not in (None, "ok")
+            else _outcome(status),
+            request_hash=digest.hexdigest() if digest is not None else None,
+            record_hash=note.get("record_hash"),
+            recommendation_id=note.get("recommendation_id"),
+            principal=note.get("principal"),
+            model_version=ctx.settings.model_version,
+            adapter_version=ctx.settings.adapter_version,
+            rule_version=rule_version(),
+            duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            engine_ms=note.get("engine_ms"),
+            cards_info=note.get("cards_info", 0),
+            cards_warning=note.get("cards_warning", 0),
+            cards_critical=note.get("cards_critical", 0),
+        )
+        if record.outcome is None:
+            record.outcome = _outcome(status)
+        await anyio.to_thread.run_sync(ctx.store.add, record)
+        return record.id

@@ -1,0 +1,63 @@
+"""Sample patients for the page: the demo cohort when there is one, else three bundled
+synthetic visits (samples.json; invented patients, no real person)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from diaguide.records.schema import Visit
+
+log = logging.getLogger("diaguide.service")
+BUNDLED = Path(__file__).resolve().parent / "samples.json"
+MAX_SAMPLES = 24
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    id: str
+    label: str
+    visit: Visit
+
+
+def _label(v: Visit) -> str:
+    sex = {"male": "M", "female": "F"}.get(v.patient.sex, "?")
+    hba1c = v.latest_lab("4548-4", "17856-6")
+    a1c = f", HbA1c {hba1c.value:g}%" if hba1c else ""
+    return f"{v.patient_id} · {v.patient.age or '?'}{sex}{a1c} · {v.language}"
+
+
+def _read_jsonl(path: Path) -> list[Visit]:
+    visits = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                visits.append(Visit.model_validate(data.get("visit", data)))
+            except ValueError:
+                log.warning("sample line skipped", extra={"event": "sample_skipped", "reason": f"{path.name}:{n}"})
+    return visits
+
+
+def load_samples(source: str | None) -> list[Sample]:
+    """Latest visit of each patient from a visits.jsonl, or a demo folder's `*.jsonl` files."""
+    files: list[Path] = []
+    if source:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(path.glob("ingested-*.jsonl")) or sorted(path.glob("*/visits.jsonl"))
+        elif path.is_file():
+            files = [path]
+    visits = [v for f in files for v in _read_jsonl(f)] or [
+        Visit.model_validate(v) for v in json.loads(BUNDLED.read_text(encoding="utf-8"))
+    ]
+    latest: dict[str, Visit] = {}
+    for v in visits:
+        if v.patient_id not in latest or v.date >= latest[v.patient_id].date:
+            latest[v.patient_id] = v
+    chosen = sorted(latest.values(), key=lambda v: (v.language, v.patient_id))[:MAX_SAMPLES]
+    return [Sample(f"s{i}", _label(v), v) for i, v in enumerate(chosen)]
