@@ -1,0 +1,236 @@
+"""`diaguide ingest`: FHIR bundles or HIS exports -> visits.jsonl, one Visit per line.
+
+Streaming: a FHIR file is read, written and dropped before the next one. HIS rows are
+converted one at a time and parked in a temporary file with an index of byte offsets per
+patient; then each patient's visits are read back, given their history and written. Memory
+holds one patient's visits and the index, never the input. Problems are one line each on
+stderr (file, row, field); the good rows and files are written all the same, and the exit
+status is 1 when anything was rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from diaguide.errors import ConfigError, InputError
+from diaguide.records.deid import Deidentifier
+from diaguide.records.mapping import Mapping, load_mapping, shipped_mappings
+from diaguide.records.schema import Visit
+
+SALT_ENV = "DIAGUIDE_DEID_SALT"
+LARGE_INPUT = 8 << 20  # bytes; below this a progress bar only flickers
+SHOWN_WARNINGS = 20  # warnings printed one per line; the rest are counted in the summary
+SUFFIXES = {"fhir": {".json", ".ndjson"}, "csv": {".csv", ".tsv", ".txt"}, "jsonl": {".jsonl", ".ndjson", ".json"}}
+
+
+@dataclasses.dataclass
+class _Run:
+    out: IO[str]
+    deid: Deidentifier | None
+    files: int = 0
+    files_failed: int = 0
+    rows_failed: int = 0
+    visits: int = 0
+    warnings: int = 0
+
+    def problem(self, line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def warn(self, line: str) -> None:
+        self.warnings += 1
+        if self.warnings <= SHOWN_WARNINGS:
+            print(f"warning: {line}", file=sys.stderr)
+
+    def write(self, visit: Visit, names: tuple[str, ...] | set[str] = ()) -> None:
+        if self.deid is not None:
+            visit, _ = self.deid.deidentify_visit(visit, known_names=names)
+        self.out.write(visit.model_dump_json() + "\n")
+        self.visits += 1
+
+
+def ingest_command(
+    paths: list[str],
+    fmt: str,
+    mapping: str | None = None,
+    deidentify: bool = False,
+    salt: str | None = None,
+    out: str = "visits.jsonl",
+    progress: bool = True,
+) -> int:
+    """Ingest every file (folders: every file of the format inside) into `out` as Visit JSONL.
+
+    Returns:
+        0 when every file and row was read, 1 when some were rejected (the rest are written).
+
+    Raises:
+        ConfigError: --deidentify without a salt, an unreadable mapping, an unwritable `out`.
+    """
+    deid = None
+    if deidentify:
+        salt = salt or os.environ.get(SALT_ENV)
+        if not salt:
+            raise ConfigError(
+                f"--deidentify needs a secret salt: pass --salt SECRET or set {SALT_ENV}; keep it private "
+                "and the same across runs so a patient's pseudonym and date shift stay the same",
+                field="salt",
+            )
+        deid = Deidentifier(salt)
+    the_mapping = load_mapping(mapping) if mapping and fmt != "fhir" else None
+    out_path = Path(out)
+    files, missing = _expand(paths, fmt, exclude=out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(out_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", source=str(out_path)) from None
+    run = _Run(out=stream, deid=deid)
+    for path in missing:
+        run.files_failed += 1
+        run.problem(f"{path}: no such file or folder")
+    total = sum(f.stat().st_size for f in files)
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        desc="ingest",
+        leave=False,
+        disable=not progress or total < LARGE_INPUT,
+    )
+    with stream, bar:
+        if fmt == "fhir":
+            _ingest_fhir(files, run, bar)
+        else:
+            _ingest_tabular(files, fmt, the_mapping, run, bar)
+    _summary(run, out_path)
+    return 1 if run.files_failed or run.rows_failed else 0
+
+
+def _expand(paths: list[str], fmt: str, exclude: Path) -> tuple[list[Path], list[str]]:
+    """Files to read (folders expanded, sorted) and the paths that do not exist."""
+    files, missing = [], []
+    skip = exclude.resolve()
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES[fmt])
+            files += [p for p in inside if p.resolve() != skip]
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(text)
+    return files, missing
+
+
+def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
+    from diaguide.records.fhir import read_fhir_file  # the FHIR stack loads only when asked for
+
+    for path in files:
+        run.files += 1
+        try:
+            visits, warnings = read_fhir_file(path)
+        except InputError as exc:
+            run.files_failed += 1
+            run.problem(exc.line() if exc.source else f"{path}: {exc.line()}")
+            continue
+        finally:
+            bar.update(path.stat().st_size)
+        for warning in warnings:
+            run.warn(warning if str(path) in warning else f"{path}: {warning}")
+        for visit in visits:
+            run.write(visit)
+
+
+def _pick_mapping(path: Path, fmt: str) -> Mapping:
+    """The shipped mapping whose columns the file has, for calls without --mapping."""
+    from diaguide.records.tabular import iter_rows
+
+    header: list[str] = []
+    for _, cells, header in iter_rows(path, fmt):
+        if not isinstance(cells, InputError):
+            break
+    for name in shipped_mappings():
+        candidate = load_mapping(name)
+        if set(candidate.columns()) <= set(header):
+            return candidate
+    raise InputError(
+        f"no --mapping given and no shipped mapping ({', '.join(shipped_mappings())}) fits its columns; "
+        "pass --mapping FILE",
+        source=str(path),
+    )
+
+
+def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _Run, bar: tqdm) -> None:
+    from diaguide.records.history import attach_history
+    from diaguide.records.tabular import read_tabular
+
+    index: dict[str, list[int]] = {}  # patient id -> byte offsets of its visits in the spill file
+    names: dict[str, set[str]] = {}
+    seen: set[tuple[str, str]] = set()
+    with tempfile.TemporaryFile("w+b", prefix="diaguide-ingest-") as spill:
+        for path in files:
+            run.files += 1
+            done = bar.n
+            try:
+                file_mapping = mapping or _pick_mapping(path, fmt)
+                moved = lambda pos, d=done: bar.update(max(0, d + pos - bar.n))  # noqa: E731
+                for result in read_tabular(path, fmt, file_mapping, progress=moved if not bar.disable else None):
+                    for warning in result.warnings:
+                        run.warn(f"{path} row {result.row}: {warning}")
+                    if result.error is not None:
+                        run.rows_failed += 1
+                        run.problem(result.error.line())
+                        continue
+                    visit = result.visit
+                    assert visit is not None
+                    key = (visit.patient_id, visit.visit_id)
+                    if key in seen:
+                        run.warn(f"{path} row {result.row}: repeats the id of an earlier visit; the first is kept")
+                        continue
+                    seen.add(key)
+                    index.setdefault(visit.patient_id, []).append(spill.tell())
+                    names.setdefault(visit.patient_id, set()).update(result.names)
+                    spill.write(visit.model_dump_json().encode("utf-8") + b"\n")
+            except InputError as exc:
+                run.files_failed += 1
+                run.problem(exc.line() if exc.source else f"{path}: {exc.line()}")
+            except OSError as exc:
+                run.files_failed += 1
+                run.problem(f"{path}: cannot read: {exc.strerror}")
+            bar.update(max(0, done + path.stat().st_size - bar.n))
+        for patient_id, offsets in index.items():
+            visits = list(_read_back(spill, offsets))
+            for visit in attach_history(visits):
+                run.write(visit, names.get(patient_id, ()))
+
+
+def _read_back(spill: IO[bytes], offsets: list[int]) -> Iterator[Visit]:
+    end = spill.seek(0, os.SEEK_END)
+    for offset in offsets:
+        spill.seek(offset)
+        yield Visit.model_validate_json(spill.readline())
+    spill.seek(end)
+
+
+def _summary(run: _Run, out: Path) -> None:
+    parts = [f"{run.files} file{'s' if run.files != 1 else ''} read"]
+    if run.files_failed:
+        parts.append(f"{run.files_failed} failed")
+    if run.rows_failed:
+        parts.append(f"{run.rows_failed} row{'s' if run.rows_failed != 1 else ''} rejected")
+    parts.append(f"{run.visits} visit{'s' if run.visits != 1 else ''} written to {out}")
+    parts.append(f"{run.warnings} warning{'s' if run.warnings != 1 else ''}")
+    print("ingest: " + ", ".join(parts), file=sys.stderr)
+    if run.deid is not None:
+        counts: Counter[str] = run.deid.counts
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+        print(f"de-identified: {shown}", file=sys.stderr)
