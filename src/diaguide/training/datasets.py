@@ -1,0 +1,65 @@
+"""Where training data comes from: a dataset folder, or the seeded synthetic cohort built on first use."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from diaguide.errors import ConfigError, InputError
+from diaguide.inference.base_model import cache_dir
+from diaguide.training.config import DataSection
+
+log = logging.getLogger(__name__)
+
+
+def cohort_dataset_dir(data: DataSection) -> Path:
+    """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history)."""
+    c = data.cohort
+    name = f"cohort-p{c.patients}-s{c.seed}-{c.lang}" + ("" if c.history else "-nohistory")
+    return cache_dir() / "datasets" / name
+
+
+def resolve_dataset(data: DataSection) -> Path:
+    """A folder holding train.jsonl (and usually val.jsonl).
+
+    `data.dir` when given; otherwise the synthetic cohort named by `data.cohort`, generated with the
+    cohort and dataset builders (`diaguide cohort` + `diaguide dataset`) the first time it is needed.
+
+    Raises:
+        InputError: `data.dir` holds no train.jsonl.
+        ConfigError: no `data.dir` and the cohort/dataset builders are not available.
+    """
+    if data.dir is not None:
+        folder = Path(data.dir).expanduser()
+        if not (folder / "train.jsonl").is_file():
+            raise InputError("no train.jsonl in the dataset folder", source=str(folder), field="data.dir")
+        return folder
+    folder = cohort_dataset_dir(data)
+    if (folder / "train.jsonl").is_file():
+        return folder
+    try:
+        from diaguide.cohort.generate import cohort_command
+        from diaguide.prompts.dataset import dataset_command
+    except ImportError as exc:
+        raise ConfigError(
+            f"no data.dir given and the synthetic cohort cannot be built ({exc})", field="data.dir"
+        ) from None
+    c = data.cohort
+    log.info("building the synthetic cohort (%d patients, seed %d, %s) under %s", c.patients, c.seed, c.lang, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        cohort_command(patients=c.patients, seed=c.seed, lang=c.lang, out=str(work / "cohort"))
+        dataset_command(cohort=str(work / "cohort"), out=str(work / "dataset"), seed=c.seed, history=c.history)
+        if not (work / "dataset" / "train.jsonl").is_file():
+            raise ConfigError("the dataset builder wrote no train.jsonl", source=str(work), field="data.cohort")
+        try:
+            (work / "dataset").rename(folder)
+        except OSError:  # built meanwhile by another process
+            if not (folder / "train.jsonl").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
