@@ -163,7 +163,7 @@ def normalise_unit(unit: str | None) -> str:
     u = u.replace("µ", "u").replace("μ", "u").replace("²", "2").replace("％", "%")
     u = re.sub(r"\{[a-z' ]*\}", "", u)
     u = re.sub(r"[\s{}\[\]_^]", "", u)
-    return {"mg/dl": "mg/dl", "mmhg": "mmhg", "beats/min": "/min", "1/min": "/min", "kg/m^2": "kg/m2"}.get(u, u)
+    return {"beats/min": "/min", "beats/minute": "/min", "1/min": "/min", "kg/m^2": "kg/m2"}.get(u, u)
 
 
 def analyte_for(code_or_key: str) -> Analyte | None:
@@ -180,8 +180,9 @@ def to_canonical(code_or_key: str, value: float, unit: str | None) -> tuple[floa
         InputError: unknown unit for a known analyte, or a value outside the plausible range.
     """
     analyte = analyte_for(code_or_key)
+    number = _number(value, analyte.name if analyte else code_or_key)
     if analyte is None:
-        return float(value), unit or ""
+        return number, unit or ""
     key = normalise_unit(unit)
     if key == "":
         convert = _IDENT
@@ -193,9 +194,17 @@ def to_canonical(code_or_key: str, value: float, unit: str | None) -> tuple[floa
                 f"expected one of {', '.join(sorted(analyte.units))}",
                 field="unit",
             )
-    converted = convert(float(value))
+    converted = convert(number)
     check_plausible(analyte, converted, shown=f"{value} {unit or analyte.unit}".strip())
     return round(converted, 4), analyte.unit
+
+
+def _number(value: object, name: str) -> float:
+    # Values arrive as strings from CSV exports; "7,2" or "" must be a named error, not a ValueError.
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} value {value!r} is not a number", field="value") from None
 
 
 def check_plausible(analyte: Analyte, value: float, shown: str | None = None) -> None:
