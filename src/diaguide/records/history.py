@@ -54,7 +54,7 @@ def changes(before: VisitSummary | Visit, after: VisitSummary | Visit) -> list[s
     new = {_label(m): m for m in after.medications}
     events += [f"started {k}" for k in new if k not in old]
     events += [f"stopped {k}" for k in old if k not in new]
-    for k in new.keys() & old.keys():
+    for k in [k for k in new if k in old]:  # list, not a set: event order must not depend on hash seed
         a, b = old[k], new[k]
         if a.drug == b.drug and a.dose and b.dose and a.dose != b.dose:
             events.append(f"{b.drug} dose {a.dose} -> {b.dose}")
