@@ -1,0 +1,397 @@
+"""Patient facts a guideline rule needs, derived from one Visit.
+
+Codes (ICD-10, SNOMED) and free text (English and Chinese) are both read, because HIS
+exports often carry the diagnosis only in the physician's note. The code lists and text
+patterns live in guideline.yaml (`conditions`), each with its source; so do the region
+thresholds (`regions`), which this module also loads for the other engines.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diaguide.errors import ConfigError
+from diaguide.records import units
+from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Medication, Visit
+
+GUIDELINE_YAML = Path(__file__).with_name("guideline.yaml")
+REGIONS = ("ada", "cds")
+
+# A negation before a term in the same clause cancels it ("no CAD", "否认冠心病").
+_NEGATION = re.compile(
+    r"\b(no|not|denies|denied|deny|without|negative for|free of|ruled out|never)\b|无|否认|未见|没有|未发现|排除",
+    re.IGNORECASE,
+)
+_FAMILY = re.compile(
+    r"\b(family history|FHx|mother|father|sister|brother|parent)s?\b|家族史|父亲|母亲|父母|兄弟|姐妹|其父|其母",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(r"[.;,:\n。；，：]")
+_NO_CAUSE = re.compile(r"无明显诱因|无诱因")  # "without obvious cause" is not a negation of what follows
+
+
+@functools.cache
+def knowledge() -> dict[str, Any]:
+    """guideline.yaml, parsed once."""
+    with GUIDELINE_YAML.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@functools.cache
+def region_config(region: str = "ada") -> dict[str, Any]:
+    """The region's settings with inherited entries filled in (`cds` overrides `ada`)."""
+    regions = knowledge()["regions"]
+    if region not in regions:
+        raise ConfigError(f"unknown region {region!r}; known: {', '.join(regions)}", field="region")
+    own = regions[region]
+    if "inherits" not in own:
+        return own
+    merged = copy.deepcopy(region_config(own["inherits"]))
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def threshold(region: str, name: str) -> Any:
+    """A threshold value of the region (`None` where the region has no such rule)."""
+    return region_config(region)["thresholds"][name]["value"]
+
+
+def threshold_source(region: str, name: str) -> str:
+    return region_config(region)["thresholds"][name]["source"]
+
+
+@dataclasses.dataclass
+class Facts:
+    """What the rules need to know about a patient at one visit. Lab values in canonical units."""
+
+    region: str
+    language: str
+    age: int | None
+    sex: str
+    bmi: float | None
+    weight_kg: float | None
+    diabetes_type: str | None  # "1" | "2" | None (unknown type)
+    pregnant: bool
+    hba1c: float | None
+    hba1c_date: dt.date | None
+    fpg: float | None
+    glucose: float | None  # highest glucose of the visit, fasting or random
+    egfr: float | None
+    egfr_estimated: bool  # computed here from creatinine (CKD-EPI 2021)
+    creatinine: float | None
+    uacr: float | None
+    alt: float | None
+    potassium: float | None
+    ldl: float | None
+    ckd: bool
+    ckd_stage: str | None  # G1 .. G5 (KDIGO)
+    albuminuria: bool
+    dialysis: bool
+    ascvd: bool
+    heart_failure: bool
+    hypertension: bool
+    dyslipidaemia: bool
+    smoker: bool
+    obesity: bool
+    overweight: bool
+    masld: bool
+    men2_mtc: bool
+    pancreatitis: bool
+    hepatic_impairment: bool
+    alcohol_abuse: bool
+    bowel_disease: bool
+    high_cv_risk: bool
+    older: bool
+    young: bool
+    health_status: str  # healthy | complex | very_complex (ADA Table 13.1)
+    recent_hypo: bool
+    severe_hypo: bool
+    weight_loss: bool
+    new_diagnosis: bool
+    current: dict[str, list[Medication]]  # drug class -> current medications of the class
+    allergy_classes: set[str]
+    metformin_years: float | None
+    high_bp: bool  # this visit's blood pressure >=130/80 mmHg
+
+    def on(self, *classes: str) -> bool:
+        return any(self.current.get(c) for c in classes)
+
+
+def drug_class_of(name: str) -> str:
+    """The class of a drug name through the formulary (owned by the safety module)."""
+    try:
+        from diaguide.knowledge import formulary
+    except ImportError:  # formulary not built yet: the records' own class is all we have
+        return "other"
+    return formulary.drug_class_of(name)
+
+
+def medication_class(med: Medication) -> str:
+    return med.drug_class if med.drug_class != "other" else drug_class_of(med.drug)
+
+
+def _texts(visit: Visit) -> list[str]:
+    texts = [visit.chief_complaint, visit.present_illness, visit.past_history]
+    texts += [f"{d.display} {d.code if d.system.lower() == 'text' else ''}" for d in visit.diagnoses]
+    return [t for t in texts if t]
+
+
+def mentions(texts: list[str], patterns: list[str], family: bool = False) -> bool:
+    """True when a pattern occurs in a clause that does not negate it."""
+    for text in texts:
+        for clause in _CLAUSE.split(_NO_CAUSE.sub(" ", text)):
+            for pattern in patterns:
+                m = re.search(pattern, clause, re.IGNORECASE)
+                if not m:
+                    continue
+                before = clause[: m.start()]
+                if _NEGATION.search(before):
+                    continue
+                if not family and _FAMILY.search(clause):
+                    continue
+                return True
+    return False
+
+
+def _coded(visit: Visit, spec: dict[str, Any]) -> bool:
+    if visit.has_diagnosis(*spec.get("icd10", [])) if spec.get("icd10") else False:
+        return True
+    snomed = set(spec.get("snomed", []))
+    return any(d.code in snomed for d in visit.diagnoses if "snomed" in d.system.lower())
+
+
+def has_condition(visit: Visit, name: str, texts: list[str] | None = None) -> bool:
+    """A condition of guideline.yaml, from codes or from text."""
+    spec = knowledge()["conditions"][name]
+    if _coded(visit, spec):
+        return True
+    return mentions(texts if texts is not None else _texts(visit), spec.get("patterns", []), spec.get("family", False))
+
+
+def ckd_epi_2021(creatinine_mg_dl: float, age: int, sex: str) -> float:
+    """eGFR (mL/min/1.73m2) by the race-free CKD-EPI 2021 creatinine equation (Inker, NEJM 2021)."""
+    female = sex == "female"
+    kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
+    ratio = creatinine_mg_dl / kappa
+    egfr = 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938**age
+    return round(egfr * (1.012 if female else 1.0), 1)
+
+
+def ckd_stage(egfr: float) -> str:
+    """KDIGO 2012 GFR category."""
+    for limit, stage in ((90, "G1"), (60, "G2"), (45, "G3a"), (30, "G3b"), (15, "G4")):
+        if egfr >= limit:
+            return stage
+    return "G5"
+
+
+def _value(visit: Visit, loincs: tuple[str, ...]) -> tuple[float | None, dt.date | None]:
+    lab = visit.latest_lab(*loincs)
+    return (lab.value, lab.date or visit.date) if lab else (None, None)
+
+
+def _current_by_class(visit: Visit) -> dict[str, list[Medication]]:
+    by_class: dict[str, list[Medication]] = {}
+    for med in visit.medications:
+        by_class.setdefault(medication_class(med), []).append(med)
+    return by_class
+
+
+def _metformin_years(visit: Visit, current: dict[str, list[Medication]]) -> float | None:
+    starts = [m.since for m in current.get("metformin", []) if m.since]
+    for past in visit.history:
+        if any(medication_class(m) == "metformin" for m in past.medications):
+            starts.append(past.date)
+    if not current.get("metformin"):
+        return None
+    return round((visit.date - min(starts)).days / 365.25, 1) if starts else None
+
+
+def _recent_hypo(visit: Visit, texts: list[str], region: str) -> bool:
+    if has_condition(visit, "hypoglycaemia", texts):
+        return True
+    days = threshold(region, "recent_hypo_days")
+    low = threshold(region, "hypo_glucose_below")
+    for lab in visit.labs:
+        is_glucose = lab.loinc in units.GLUCOSE + units.FASTING_GLUCOSE
+        if is_glucose and lab.value < low and (visit.date - (lab.date or visit.date)).days <= days:
+            return True
+    for past in visit.history:
+        if (visit.date - past.date).days > days:
+            continue
+        if any(re.search(r"hypoglyc|低血糖", e, re.IGNORECASE) for e in past.events):
+            return True
+        if past.fasting_glucose is not None and past.fasting_glucose < low:
+            return True
+    return False
+
+
+def _weight_loss(visit: Visit, texts: list[str], region: str, weight: float | None) -> bool:
+    if has_condition(visit, "weight_loss", texts):
+        return True
+    if weight is None:
+        return False
+    days = threshold(region, "weight_loss_days")
+    fraction = threshold(region, "weight_loss_fraction")
+    earlier = [p.weight_kg for p in visit.history if p.weight_kg and 0 < (visit.date - p.date).days <= days]
+    return any((w - weight) / w >= fraction for w in earlier)
+
+
+def _health_status(visit: Visit, texts: list[str], facts: dict[str, Any]) -> str:
+    """ADA Table 13.1: healthy, complex/intermediate, or very complex/poor health."""
+    if facts["dialysis"] or has_condition(visit, "very_poor_health", texts):
+        return "very_complex"
+    if has_condition(visit, "frailty", texts):
+        return "complex"
+    groups = knowledge()["conditions"]["chronic_illness"]["groups"]
+    count = sum(bool(facts[k]) for k in ("hypertension", "heart_failure", "ascvd"))
+    count += facts["ckd_stage"] in ("G3a", "G3b", "G4", "G5")
+    count += sum(has_condition_spec(visit, spec, texts) for spec in groups.values())
+    return "complex" if count >= 3 else "healthy"
+
+
+def has_condition_spec(visit: Visit, spec: dict[str, Any], texts: list[str]) -> bool:
+    return _coded(visit, spec) or mentions(texts, spec.get("patterns", []))
+
+
+def _diabetes_type(visit: Visit, texts: list[str]) -> str | None:
+    if visit.has_diagnosis("E10", "O24.0") or any(d.code == "46635009" for d in visit.diagnoses):
+        return "1"
+    if visit.has_diagnosis("E11", "O24.1") or any(d.code == "44054006" for d in visit.diagnoses):
+        return "2"
+    if has_condition(visit, "type1", texts):
+        return "1"
+    if has_condition(visit, "type2", texts):
+        return "2"
+    return None
+
+
+def derive(visit: Visit, region: str = "ada") -> Facts:
+    """Every fact the guideline and monitoring rules use, for one visit under one region."""
+    region_config(region)  # unknown region -> ConfigError before anything else
+    texts = _texts(visit)
+    p = visit.patient
+    weight = p.weight_kg or visit.vitals.weight_kg
+    bmi = p.bmi or visit.vitals.bmi
+    if bmi is None and weight and p.height_cm:
+        bmi = round(weight / (p.height_cm / 100) ** 2, 1)
+    if bmi is None:
+        bmi, _ = _value(visit, units.ANALYTES["bmi"].loincs)
+
+    hba1c, hba1c_date = _value(visit, units.HBA1C)
+    fpg, _ = _value(visit, units.FASTING_GLUCOSE)
+    glucoses = [lab.value for lab in visit.labs if lab.loinc in units.GLUCOSE + units.FASTING_GLUCOSE]
+    creatinine, _ = _value(visit, units.CREATININE)
+    egfr, _ = _value(visit, units.EGFR)
+    estimated = False
+    if egfr is None and creatinine is not None and p.age is not None and p.sex in ("male", "female"):
+        egfr, estimated = ckd_epi_2021(creatinine, p.age, p.sex), True
+    uacr, _ = _value(visit, units.UACR)
+
+    current = _current_by_class(visit)
+    f: dict[str, Any] = {
+        "dialysis": has_condition(visit, "dialysis", texts),
+        "ascvd": has_condition(visit, "ascvd", texts),
+        "heart_failure": has_condition(visit, "heart_failure", texts),
+        "hypertension": has_condition(visit, "hypertension", texts),
+    }
+    albuminuria = uacr is not None and uacr >= threshold(region, "albuminuria_uacr")
+    coded_ckd = has_condition(visit, "ckd", texts)
+    f["ckd"] = coded_ckd or albuminuria or (egfr is not None and egfr < threshold(region, "ckd_egfr_below"))
+    stage = ckd_stage(egfr) if egfr is not None else None
+    if stage is None:
+        for code, name in (
+            ("N18.6", "G5"),
+            ("N18.5", "G5"),
+            ("N18.4", "G4"),
+            ("N18.32", "G3b"),
+            ("N18.31", "G3a"),
+            ("N18.3", "G3a"),
+            ("N18.2", "G2"),
+            ("N18.1", "G1"),
+        ):
+            if visit.has_diagnosis(code):
+                stage = name
+                break
+    f["ckd_stage"] = stage if f["ckd"] else None
+
+    obesity_bmi, overweight_bmi = threshold(region, "obesity_bmi"), threshold(region, "overweight_bmi")
+    obesity = (bmi is not None and bmi >= obesity_bmi) or (bmi is None and has_condition(visit, "obesity", texts))
+    overweight = obesity or (bmi is not None and bmi >= overweight_bmi)
+    smoker = has_condition(visit, "smoker", texts)
+    dyslipidaemia = has_condition(visit, "dyslipidaemia", texts) or bool(current.get("statin"))
+    risk_factors = sum([f["hypertension"], dyslipidaemia, smoker, obesity, albuminuria])
+    older_age = threshold(region, "older_age")
+    young_age = threshold(region, "young_age_below")
+    age = p.age
+    high_bp = (visit.vitals.systolic_bp or 0) >= 130 or (visit.vitals.diastolic_bp or 0) >= 80
+    pregnant = p.sex != "male" and (p.pregnant or has_condition(visit, "pregnancy", texts))
+    on_glucose_lowering = any(c in GLUCOSE_LOWERING_CLASSES for c in current)
+    treated_before = any(medication_class(m) in GLUCOSE_LOWERING_CLASSES for h in visit.history for m in h.medications)
+    duration = mentions(texts, [r"diabet\w*.{0,20}\d+\s*(years?|yrs?|months?)", r"糖尿病.{0,6}\d+\s*(余年|年|个月)"])
+    new_dx = has_condition(visit, "new_diagnosis", texts) or not (
+        on_glucose_lowering or treated_before or visit.history or duration
+    )
+
+    f.update(
+        region=region,
+        language=visit.language,
+        age=age,
+        sex=p.sex,
+        bmi=bmi,
+        weight_kg=weight,
+        diabetes_type=_diabetes_type(visit, texts),
+        pregnant=pregnant,
+        hba1c=hba1c,
+        hba1c_date=hba1c_date,
+        fpg=fpg,
+        glucose=max(glucoses) if glucoses else None,
+        egfr=egfr,
+        egfr_estimated=estimated,
+        creatinine=creatinine,
+        uacr=uacr,
+        alt=_value(visit, units.ALT)[0],
+        potassium=_value(visit, units.POTASSIUM)[0],
+        ldl=_value(visit, units.LDL)[0],
+        albuminuria=albuminuria,
+        dyslipidaemia=dyslipidaemia,
+        smoker=smoker,
+        obesity=obesity,
+        overweight=overweight,
+        masld=has_condition(visit, "masld", texts),
+        men2_mtc=has_condition(visit, "men2_mtc", texts),
+        pancreatitis=has_condition(visit, "pancreatitis", texts),
+        hepatic_impairment=has_condition(visit, "hepatic_impairment", texts),
+        alcohol_abuse=has_condition(visit, "alcohol_abuse", texts),
+        bowel_disease=has_condition(visit, "bowel_disease", texts),
+        high_cv_risk=f["ascvd"]
+        or (
+            age is not None
+            and age >= threshold(region, "high_cv_risk_age")
+            and risk_factors >= threshold(region, "high_cv_risk_factors")
+        ),
+        older=age is not None and age >= older_age,
+        young=age is not None and age < young_age and not f["ascvd"] and not f["ckd"],
+        recent_hypo=_recent_hypo(visit, texts, region),
+        severe_hypo=has_condition(visit, "severe_hypoglycaemia", texts),
+        weight_loss=_weight_loss(visit, texts, region, weight),
+        new_diagnosis=new_dx,
+        current=current,
+        allergy_classes={a.drug_class or drug_class_of(a.substance) for a in visit.allergies} - {"other"},
+        metformin_years=_metformin_years(visit, current),
+        high_bp=high_bp,
+    )
+    f["health_status"] = _health_status(visit, texts, f)
+    return Facts(**f)

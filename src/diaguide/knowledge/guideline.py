@@ -1,0 +1,469 @@
+"""Visit -> reference Plan, by the ADA Standards of Care 2025 (region `ada`) or the Chinese
+Diabetes Society guideline 2020 (region `cds`).
+
+The engine reads the patient's facts (conditions.py), picks the glycaemic goal and the labs
+due (monitoring.py), and decides per drug class what to start, continue, adjust or stop.
+Every decision cites the guideline.yaml rule it follows; the thresholds live there too.
+Safety findings are not added here: safety.checker does that to any Plan.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from diaguide.knowledge.conditions import Facts, derive, knowledge, medication_class, region_config, threshold
+from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
+from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, MedicationOrder, Plan, Visit
+
+INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
+NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi")
+_GLYBURIDE = r"glyburide|glibenclamide|格列本脲|优降糖"
+_HF_GLIPTINS = r"saxagliptin|alogliptin|沙格列汀|阿格列汀"
+
+
+def drug_display_name(generic: str, name_zh: str, language: str) -> str:
+    """The name to write for a drug: the formulary's, in the visit's language."""
+    try:
+        from diaguide.knowledge.formulary import lookup
+    except ImportError:  # formulary not built yet: guideline.yaml carries both names
+        drug = None
+    else:
+        drug = lookup(generic)
+    if language == "zh":
+        return (drug.names_zh[0] if drug and drug.names_zh else None) or name_zh
+    return drug.name if drug else generic
+
+
+def _number(dose: str | None) -> tuple[float, str] | None:
+    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*(.*)", dose or "")
+    return (float(m.group(1)), m.group(2).strip()) if m else None
+
+
+def _scaled(dose: str | None, factor: float) -> str | None:
+    """`20 U` * 0.85 -> `17 U`; None when the dose is not a number."""
+    parsed = _number(dose)
+    if parsed is None:
+        return None
+    value = parsed[0] * factor
+    return f"{value:.0f} {parsed[1]}".strip() if value >= 2 else f"{value:g} {parsed[1]}".strip()
+
+
+class _Builder:
+    """Collects the decisions for one visit: one order per current drug, one per new class."""
+
+    def __init__(self, visit: Visit, facts: Facts, region: str, goal: float | None):
+        self.visit, self.f, self.region, self.goal = visit, facts, region, goal
+        self.cfg = region_config(region)
+        self.lang = "zh" if visit.language == "zh" else "en"
+        self.current = [(m, medication_class(m)) for m in visit.medications]
+        self.decided: dict[int, MedicationOrder] = {}
+        self.started: dict[str, MedicationOrder] = {}
+        self.prompts: list[str] = []
+
+    # --- words ---
+    def t(self, name: str) -> Any:
+        return threshold(self.region, name)
+
+    def say(self, rule_id: str, **extra: Any) -> str:
+        """A rule's text in the visit's language, filled from the facts, with its source."""
+        rule = knowledge()["rules"][rule_id]
+        f = self.f
+        fields = {
+            "egfr": f.egfr, "hba1c": f.hba1c, "goal": self.goal, "bmi": f.bmi, "uacr": f.uacr, "age": f.age,
+            "alt": f.alt, "potassium": f.potassium, "glucose": f.glucose, "fpg": f.fpg, "creatinine": f.creatinine,
+            "sbp": self.visit.vitals.systolic_bp, "dbp": self.visit.vitals.diastolic_bp, "dose_note": "",
+        }  # fmt: skip
+        fields.update(extra)
+        shown = {k: ("?" if v is None else f"{v:g}" if isinstance(v, float) else v) for k, v in fields.items()}
+        return f"{rule[self.lang].format_map(shown)} ({rule['source']})"
+
+    def prompt(self, rule_id: str, **extra: Any) -> None:
+        text = self.say(rule_id, **extra)
+        if text not in self.prompts:
+            self.prompts.append(text)
+
+    # --- state ---
+    def meds_of(self, *classes: str, name: str | None = None) -> list[int]:
+        return [
+            i
+            for i, (m, c) in enumerate(self.current)
+            if c in classes and (name is None or re.search(name, m.drug, re.IGNORECASE))
+        ]
+
+    def active(self, *classes: str) -> bool:
+        """On a drug of the class that is not being stopped, or starting one."""
+        kept = any(
+            self.decided.get(i, None) is None or self.decided[i].action != "stop" for i in self.meds_of(*classes)
+        )
+        return kept or any(c in self.started for c in classes)
+
+    def stopped(self, cls: str) -> bool:
+        return any(self.decided.get(i) and self.decided[i].action == "stop" for i in self.meds_of(cls))
+
+    # --- decisions ---
+    def _order(self, i: int, action: str, reason: str, dose: str | None = None, freq: str | None = None) -> None:
+        med, cls = self.current[i]
+        self.decided[i] = MedicationOrder(
+            drug=med.drug,
+            drug_class=cls if cls in DRUG_CLASSES else "other",
+            action=action,
+            dose=dose or med.dose,
+            frequency=freq or med.frequency,
+            reason=reason,
+        )
+
+    def stop(self, classes: tuple[str, ...] | list[str], rule_id: str, name: str | None = None, **extra: Any) -> None:
+        for i in self.meds_of(*classes, name=name):
+            if i not in self.decided or self.decided[i].action != "stop":
+                self._order(i, "stop", self.say(rule_id, drug=self.current[i][0].drug, **extra))
+
+    def adjust(
+        self, classes: tuple[str, ...] | list[str], rule_id: str, factor: float | None = None, **extra: Any
+    ) -> bool:
+        done = False
+        for i in self.meds_of(*classes):
+            if i in self.decided:
+                continue
+            dose = _scaled(self.current[i][0].dose, factor) if factor else None
+            self._order(i, "adjust", self.say(rule_id, **extra), dose=dose)
+            done = True
+        return done
+
+    def blocked(self, cls: str) -> str | None:
+        """The rule that forbids starting this class for this patient, if any."""
+        f = self.f
+        if cls in f.allergy_classes:
+            return "allergy"
+        if f.pregnant and cls not in INSULINS:
+            return "pregnancy_stop"
+        if f.diabetes_type == "1" and cls in NON_INSULIN:
+            return "type1_no_oral"
+        egfr = f.egfr
+        if cls == "metformin":
+            if egfr is None:
+                return "missing_egfr"
+            if egfr < self.t("metformin_start_min_egfr"):
+                return "metformin_no_start"
+            if f.hepatic_impairment or f.alcohol_abuse:
+                return "metformin_liver"
+        if cls == "sglt2i":
+            if egfr is None:
+                return "missing_egfr"
+            if egfr < self.t("sglt2i_start_min_egfr") or f.dialysis:
+                return "sglt2i_low_egfr"
+        if cls in ("glp1ra", "gip_glp1ra", "dpp4i"):
+            if f.men2_mtc and cls != "dpp4i":
+                return "men2_no_glp1"
+            if f.pancreatitis:
+                return "pancreatitis_no_incretin"
+        if cls == "dpp4i" and self.active("glp1ra", "gip_glp1ra"):
+            return "dpp4i_with_glp1"
+        if cls == "tzd" and (f.heart_failure or f.hepatic_impairment):
+            return "hf_no_tzd"
+        if cls == "tzd" and self.active(*INSULINS):
+            return "tzd_insulin"
+        if cls in ("sulfonylurea", "glinide") and (f.older or f.recent_hypo):
+            return "no_su_older"
+        if cls == "agi" and (f.bowel_disease or f.hepatic_impairment):
+            return "acarbose_bowel"
+        if cls == "agi" and egfr is not None and egfr < self.t("acarbose_stop_below_egfr"):
+            return "acarbose_renal_stop"
+        if cls == "statin" and f.hepatic_impairment:
+            return "statin_liver"
+        if cls in ("acei", "arb") and f.potassium is not None and f.potassium > 5.5:
+            return "hyperkalaemia"
+        return None
+
+    def start(self, cls: str, rule_id: str, agent: str | None = None, dose: str | None = None, **extra: Any) -> bool:
+        """Start the class's preferred agent unless the patient has one or a rule forbids it."""
+        if self.active(cls) or cls in self.started:
+            return False
+        why = self.blocked(cls)
+        if why:
+            if why == "missing_egfr":
+                self.prompt(why)
+            return False
+        spec = self.cfg["agents"][agent or cls]
+        self.started[cls] = MedicationOrder(
+            drug=drug_display_name(spec["drug"], spec["name_zh"], self.lang),
+            drug_class=cls,
+            action="start",
+            dose=dose or spec["dose"],
+            frequency=spec["freq_zh" if self.lang == "zh" else "freq_en"],
+            reason=self.say(rule_id, **extra),
+        )
+        return True
+
+    def orders(self, continue_rule: str) -> list[MedicationOrder]:
+        out = []
+        for i, (_med, cls) in enumerate(self.current):
+            if i not in self.decided:
+                rule = continue_rule if cls in GLUCOSE_LOWERING_CLASSES else "continue_current"
+                self._order(i, "continue", self.say(rule))
+            out.append(self.decided[i])
+        return out + list(self.started.values())
+
+
+def _safety_stops(b: _Builder) -> None:
+    """Stops and dose changes that apply whatever the glycaemic plan (contraindications)."""
+    f, egfr = b.f, b.f.egfr
+    if b.meds_of("metformin"):
+        stop_below, reduce_below = b.t("metformin_stop_below_egfr"), b.t("metformin_reduce_below_egfr")
+        if egfr is not None and egfr < stop_below:
+            b.stop(["metformin"], "metformin_egfr_stop", limit=stop_below)
+        elif f.hepatic_impairment or f.alcohol_abuse:
+            b.stop(["metformin"], "metformin_liver")
+        elif egfr is not None and egfr < reduce_below:
+            for i in b.meds_of("metformin"):
+                b._order(i, "adjust", b.say("metformin_egfr_reduce", limit=reduce_below), "500 mg", _twice(b.lang))
+        elif egfr is None:
+            b.prompt("missing_egfr")
+    if f.men2_mtc:
+        b.stop(["glp1ra", "gip_glp1ra"], "men2_no_glp1")
+    if f.heart_failure:
+        b.stop(["tzd"], "hf_no_tzd")
+        b.stop(["dpp4i"], "hf_no_saxagliptin", name=_HF_GLIPTINS)
+    if f.alt is not None and f.alt > b.t("tzd_stop_alt_above"):
+        b.stop(["tzd"], "tzd_alt_stop")
+    low_crcl = egfr is not None and egfr < b.t("acarbose_stop_below_egfr")
+    if low_crcl or (f.creatinine is not None and f.creatinine > b.t("acarbose_stop_creatinine_above")):
+        b.stop(["agi"], "acarbose_renal_stop")
+    if f.bowel_disease or f.hepatic_impairment:
+        b.stop(["agi"], "acarbose_bowel")
+    if f.older:
+        b.stop(["sulfonylurea"], "glyburide_older", name=_GLYBURIDE)
+    elif egfr is not None and egfr < 60:
+        b.stop(["sulfonylurea"], "glyburide_ckd", name=_GLYBURIDE)
+    if f.recent_hypo:
+        if f.older:
+            b.stop(["sulfonylurea", "glinide"], "hypo_stop_su_older")
+        else:
+            b.adjust(["sulfonylurea", "glinide"], "hypo_reduce_su", factor=0.5)
+        b.adjust(INSULINS, "hypo_reduce_insulin", factor=0.85)
+        b.prompt("hypo_caution")
+    if f.dialysis:
+        b.stop(["sglt2i"], "sglt2i_dialysis")
+    if b.meds_of("acei") and b.meds_of("arb"):
+        b.stop(["arb"], "raas_dual")
+    if f.pancreatitis and b.active("glp1ra", "gip_glp1ra", "dpp4i"):
+        b.prompt("pancreatitis_caution")
+
+
+def _twice(lang: str) -> str:
+    return "每日2次" if lang == "zh" else "twice daily"
+
+
+def _insulin_note(b: _Builder, low: float, high: float) -> str:
+    w = b.f.weight_kg
+    if not w:
+        return ""
+    return (
+        f"（{w:g} kg：{low * w:.0f}-{high * w:.0f} U/日）"
+        if b.lang == "zh"
+        else f" ({low * w:.0f}-{high * w:.0f} U/day at {w:g} kg)"
+    )
+
+
+def _basal_bolus(b: _Builder, rule_id: str) -> None:
+    """Type 1 (or pregnancy with type 1): basal plus prandial insulin, 0.4-1.0 U/kg/day."""
+    b.stop(["premixed_insulin"], "premixed_to_basal_bolus")
+    w = b.f.weight_kg
+    basal = f"{0.25 * w:.0f} U" if w else None  # half of 0.5 U/kg/day as basal
+    prandial = f"{0.25 * w / 3:.0f} U" if w else None
+    note = _insulin_note(b, 0.4, 1.0)
+    b.start("basal_insulin", rule_id, dose=basal, dose_note=note)
+    b.start("prandial_insulin", rule_id, dose=prandial, dose_note=note)
+
+
+def _above_goal(b: _Builder) -> bool:
+    return b.f.hba1c is not None and b.goal is not None and b.f.hba1c >= b.goal
+
+
+def _type1(b: _Builder) -> None:
+    b.stop(["sulfonylurea", "glinide", "sglt2i", "dpp4i", "tzd"], "type1_no_oral")
+    _basal_bolus(b, "type1_basal_bolus")
+    if _above_goal(b):
+        b.adjust(("basal_insulin", "prandial_insulin"), "type1_titrate")
+
+
+def _pregnancy(b: _Builder) -> None:
+    stopped_any = bool(b.meds_of(*NON_INSULIN))
+    b.stop(NON_INSULIN, "pregnancy_stop")
+    b.stop(("statin", "acei", "arb"), "pregnancy_stop_cv")
+    if b.f.diabetes_type == "1":
+        _basal_bolus(b, "type1_basal_bolus")
+    elif not b.active("basal_insulin", "premixed_insulin") and (stopped_any or _above_goal(b)):
+        b.start("basal_insulin", "pregnancy_insulin", dose_note=_insulin_note(b, 0.1, 0.2))
+    b.prompt("pregnancy_care")
+
+
+def _type2(b: _Builder) -> None:
+    f = b.f
+    if f.hba1c is None:
+        b.prompt("missing_hba1c")
+    above = _above_goal(b)
+    glucose_high = f.glucose is not None and f.glucose >= b.t("insulin_glucose_at_least")
+    catabolic = f.weight_loss and above and not b.active("glp1ra", "gip_glp1ra")
+    insulin_needed = (f.hba1c is not None and f.hba1c > b.t("insulin_hba1c_above")) or glucose_high or catabolic
+    a1c_limit, fpg_limit = b.t("intensive_insulin_hba1c"), b.t("intensive_insulin_fpg")
+    intensive = (
+        a1c_limit is not None
+        and f.new_diagnosis
+        and not b.meds_of(*INSULINS)
+        and ((f.hba1c is not None and f.hba1c >= a1c_limit) or (f.fpg is not None and f.fpg >= fpg_limit))
+    )
+    if intensive:
+        note = _insulin_note(b, 0.1, 0.2)
+        b.start("basal_insulin", "cds_intensive_insulin", dose_note=note)
+        b.start("prandial_insulin", "cds_intensive_insulin", dose_note=note)
+    elif insulin_needed:
+        if b.active("basal_insulin", "premixed_insulin"):
+            b.adjust(("basal_insulin", "premixed_insulin"), "insulin_titrate")
+        else:
+            b.start("basal_insulin", "insulin_trigger", dose_note=_insulin_note(b, 0.1, 0.2))
+
+    if not b.active("metformin") and not b.stopped("metformin") and (f.new_diagnosis or above or insulin_needed):
+        b.start("metformin", "metformin_first_line")
+
+    # Cardiorenal protection applies whatever the HbA1c (ADA 2025 §9.7-9.8, §11.5).
+    if f.heart_failure:
+        b.start("sglt2i", "sglt2i_hf")
+    kidney = f.albuminuria or (f.egfr is not None and f.egfr < b.t("ckd_egfr_below"))
+    if kidney and not b.start("sglt2i", "sglt2i_ckd") and not b.active("sglt2i"):
+        b.start("glp1ra", "glp1ra_ckd")
+    if f.high_cv_risk and not b.active("sglt2i", "glp1ra", "gip_glp1ra"):
+        order = ("sglt2i", "glp1ra") if kidney or f.heart_failure else ("glp1ra", "sglt2i")
+        _ = b.start(order[0], "cardio_ascvd") or b.start(order[1], "cardio_ascvd")
+
+    # Weight is a treatment goal of its own; at goal and stable, it waits for the next change.
+    weight_rule = "weight_obesity" if f.obesity else "weight_masld" if f.masld and f.overweight else None
+    wants_weight = weight_rule and (above or f.new_diagnosis) and not b.active("glp1ra", "gip_glp1ra")
+    if wants_weight and not (b.start("glp1ra", weight_rule) or b.start("gip_glp1ra", weight_rule)):
+        b.prompt("weight_no_glp1")
+        if f.masld and above:
+            b.start("tzd", "pioglitazone_masld")
+
+    if not above or intensive or insulin_needed:
+        return
+    gap = f.hba1c - b.goal  # type: ignore[operator]
+    needed = 2 if f.new_diagnosis and gap >= b.t("early_combination_above_goal") else 1
+    added = sum(c in GLUCOSE_LOWERING_CLASSES for c in b.started)
+    if added < needed and b.active("basal_insulin") and b.adjust(("basal_insulin",), "insulin_titrate"):
+        added += 1
+    key = "intensify_order_older" if f.older else "intensify_order"
+    rule = "early_combination" if needed == 2 else "intensify"
+    for cls in b.cfg[key]["value"]:
+        if added >= needed:
+            break
+        if b.start(cls, "acarbose_first_line" if cls == "agi" else rule):
+            added += 1
+    if added < needed:
+        b.prompt("no_agent_left")
+
+
+def _cardiovascular(b: _Builder) -> None:
+    f = b.f
+    if f.pregnant:
+        return
+    if not b.active("statin"):
+        if f.ascvd:
+            b.start("statin", "statin_ascvd", agent="statin_high")
+        elif f.age is not None and b.t("statin_min_age") <= f.age <= b.t("statin_max_age"):
+            b.start("statin", "statin_start")
+    if (f.hypertension or f.albuminuria) and not b.active("acei", "arb"):
+        if f.potassium is not None and f.potassium > 5.5:
+            b.prompt("hyperkalaemia")
+        else:
+            first = b.cfg["raas_preferred"]["value"]
+            rule = "raas_albuminuria" if f.albuminuria else "raas_hypertension"
+            _ = b.start(first, rule) or b.start("arb" if first == "acei" else "acei", rule)
+    elif f.high_bp and not f.hypertension:
+        b.prompt("high_bp_no_dx")
+
+
+def _cautions(b: _Builder) -> None:
+    f = b.f
+    if b.active("dpp4i") and b.active("glp1ra", "gip_glp1ra"):
+        b.stop(["dpp4i"], "dpp4i_with_glp1")
+    if "sglt2i" in b.started:
+        b.prompt("sglt2i_caution")
+    if any(c in b.started for c in INSULINS):
+        b.prompt("insulin_caution")
+    if b.active("metformin") and f.egfr is not None and 30 <= f.egfr < 60:
+        b.prompt("metformin_contrast")
+    if b.active("tzd") and b.active(*INSULINS):
+        b.prompt("tzd_insulin")
+    if b.goal is None:
+        b.prompt("no_goal")
+
+
+_VERBS = {
+    "en": {"start": "start", "continue": "continue", "adjust": "adjust", "stop": "stop"},
+    "zh": {"start": "起始", "continue": "继续", "adjust": "调整", "stop": "停用"},
+}
+
+
+def _treatment_text(b: _Builder, goal_reason: str, orders: list[MedicationOrder], changing: bool) -> str:
+    f, zh = b.f, b.lang == "zh"
+    if b.goal is None:
+        parts = [f"不设HbA1c目标：{goal_reason}。" if zh else f"No HbA1c goal: {goal_reason}."]
+    else:
+        parts = [
+            f"HbA1c控制目标<{b.goal:.1f}%：{goal_reason}。" if zh else f"HbA1c goal <{b.goal:.1f}%: {goal_reason}."
+        ]
+    if f.hba1c is None:
+        parts.append("无HbA1c结果。" if zh else "No HbA1c on file.")
+    else:
+        at = b.goal is None or f.hba1c < b.goal
+        if zh:
+            parts.append(f"目前HbA1c {f.hba1c:g}%，{'已达标' if at else '未达标'}。")
+        else:
+            parts.append(f"Current HbA1c {f.hba1c:g}%: {'at goal' if at else 'above goal'}.")
+    verbs = _VERBS[b.lang]
+    steps = [
+        " ".join(x for x in (verbs[o.action], o.drug, o.dose if o.action != "stop" else None, o.frequency
+                             if o.action != "stop" else None) if x)
+        for o in orders
+    ]  # fmt: skip
+    if steps:
+        parts.append(("治疗：" + "；".join(steps) + "。") if zh else ("Plan: " + "; ".join(steps) + "."))
+    months = 3 if changing else 6
+    parts.append(f"{months}个月后复诊。" if zh else f"Review in {months} months.")
+    return "".join(parts) if zh else " ".join(parts)
+
+
+def recommend(visit: Visit, region: str = "ada") -> Plan:
+    """The guideline's reference Plan for a visit (no safety findings; safety.checker adds them).
+
+    Args:
+        visit: the visit to plan for; its `language` sets the language of every text.
+        region: `ada` (ADA Standards of Care 2025) or `cds` (Chinese Diabetes Society 2020).
+
+    Raises:
+        ConfigError: unknown region.
+    """
+    facts = derive(visit, region)
+    goal, goal_reason = glycaemic_goal(visit, region, facts)
+    b = _Builder(visit, facts, region, goal)
+    _safety_stops(b)
+    if facts.pregnant:
+        _pregnancy(b)
+    elif facts.diabetes_type == "1":
+        _type1(b)
+    else:
+        _type2(b)
+    _cardiovascular(b)
+    _cautions(b)
+    at_goal = facts.hba1c is not None and (goal is None or facts.hba1c < goal)
+    orders = b.orders("at_goal_continue" if at_goal else "continue_current")
+    changes = {o.drug_class for o in orders if o.action != "continue"}
+    labs = labs_due(visit, region, changes=changes, facts=facts)
+    changing = bool(changes & GLUCOSE_LOWERING_CLASSES) or not at_goal
+    return Plan(
+        treatment=_treatment_text(b, goal_reason, orders, changing),
+        medications=orders,
+        labs=labs,
+        prompts=b.prompts,
+        hba1c_goal=goal,
+    )
