@@ -1,0 +1,141 @@
+"""The regimen a plan leaves the patient on: plan orders plus current medications, normalised.
+
+Every drug is read through the formulary (generic or brand, English or Chinese, combination
+brands split into their ingredients), so the rules compare ingredients, not spellings. A drug the
+formulary does not know keeps the class the record gave it, and is reported as unchecked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from diaguide.knowledge.formulary import Drug, ingredients
+from diaguide.records.schema import DRUG_CLASSES, Plan, Visit
+from diaguide.safety.dose import DoseAmount, parse_dose
+
+INSULIN_CLASSES = frozenset({"basal_insulin", "prandial_insulin", "premixed_insulin"})
+# an "adjust" order whose reason says the dose goes down
+_LOWER = re.compile(r"reduc|lower|decreas|taper|de-?intensif|cut|halve|减量|减少|下调|减半|降低剂量", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One ingredient of one medication line, from the plan or from the visit's current list."""
+
+    label: str  # the drug as the plan or record wrote it (what findings name)
+    drug: Drug | None  # None: not in the formulary
+    drug_class: str
+    origin: str  # "plan" | "current"
+    action: str  # plan action; "continue" for a current medication the plan does not mention
+    dose: str | None = None
+    frequency: str | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        """What makes two entries the same drug: the formulary name, else the written name."""
+        return self.drug.name if self.drug else " ".join(self.label.lower().split())
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.drug.tags if self.drug else ()
+
+    @property
+    def known(self) -> bool:
+        return self.drug is not None
+
+    def amount(self) -> DoseAmount | None:
+        """The written dose per day/week in the formulary unit, when the text states one."""
+        if self.drug is None:
+            return None
+        return parse_dose(self.dose, self.frequency, self.drug.dose_unit)
+
+    def daily(self) -> float | None:
+        """The amount per day; None for weekly drugs or unreadable doses (one written dose counts as a day's)."""
+        amount = self.amount()
+        if amount is None or amount.period == "week":
+            return None
+        return amount.amount
+
+
+def _class(written: object) -> str:
+    return written if isinstance(written, str) and written in DRUG_CLASSES else "other"
+
+
+def _entries(
+    label: object, written_class: object, origin: str, action: str, dose: object, freq: object, reason: object = ""
+) -> list[Entry]:
+    text = label if isinstance(label, str) else ""
+    why = reason if isinstance(reason, str) else ""
+    dose_text = dose if isinstance(dose, str) else (str(dose) if isinstance(dose, (int, float)) else None)
+    freq_text = freq if isinstance(freq, str) else None
+    drugs = ingredients(text)
+    if not drugs:
+        return [Entry(text.strip(), None, _class(written_class), origin, action, dose_text, freq_text, why)]
+    # a single-ingredient line keeps its dose; the strengths of a combination line are ambiguous
+    keep_dose = len(drugs) == 1
+    return [
+        Entry(
+            text.strip(),
+            d,
+            d.drug_class,
+            origin,
+            action,
+            dose_text if keep_dose else None,
+            freq_text if keep_dose else None,
+            why,
+        )
+        for d in drugs
+    ]
+
+
+@dataclasses.dataclass
+class Regimen:
+    plan: list[Entry]  # plan orders, stopped ones included
+    current: list[Entry]  # the visit's current medications
+
+    @property
+    def stopped(self) -> set[str]:
+        return {e.key for e in self.plan if e.action == "stop"}
+
+    def plan_active(self) -> list[Entry]:
+        """Plan orders that are not stopped."""
+        return [e for e in self.plan if e.action != "stop" and e.label]
+
+    def carried_over(self) -> list[Entry]:
+        """Current medications the plan neither stops nor re-orders: the patient keeps taking them."""
+        in_plan = {e.key for e in self.plan}
+        return [e for e in self.current if e.key not in in_plan and e.label]
+
+    def active(self) -> list[Entry]:
+        """Everything the patient will take after this plan."""
+        return self.plan_active() + self.carried_over()
+
+    def current_of(self, key: str) -> Entry | None:
+        return next((e for e in self.current if e.key == key), None)
+
+    def reduced(self, entry: Entry) -> bool:
+        """The plan stops this drug or lowers its dose (readable doses, or an adjust whose reason says so)."""
+        if entry.action == "stop":
+            return True
+        if entry.origin != "plan":
+            return False
+        before = self.current_of(entry.key)
+        new, old = entry.daily(), (before.daily() if before else None)
+        if new is not None and old is not None:
+            return new < old
+        return entry.action == "adjust" and bool(_LOWER.search(entry.reason))
+
+
+def build_regimen(visit: Visit, plan: Plan) -> Regimen:
+    """Normalise the plan's orders and the visit's medications through the formulary."""
+    plan_entries: list[Entry] = []
+    for order in plan.medications:
+        plan_entries += _entries(
+            order.drug, order.drug_class, "plan", order.action, order.dose, order.frequency, order.reason
+        )
+    current: list[Entry] = []
+    for med in visit.medications:
+        current += _entries(med.drug, med.drug_class, "current", "continue", med.dose, med.frequency)
+    return Regimen(plan_entries, current)

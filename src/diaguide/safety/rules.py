@@ -1,0 +1,148 @@
+"""The generic engine behind rules.yaml: patient conditions x plan drugs -> findings.
+
+The rules are data (thresholds, drugs, messages, sources); this module only knows how to test
+a `when` block against the patient's facts (knowledge/conditions.py, shared with the guideline
+engine so both read a record the same way) and one plan drug.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diaguide.errors import ConfigError
+from diaguide.knowledge.conditions import Facts
+from diaguide.records.schema import Finding
+from diaguide.safety.regimen import Entry, Regimen
+
+RULES_PATH = Path(__file__).with_name("rules.yaml")
+DEFAULT_ACTIONS = ("start", "continue", "adjust")
+
+
+@functools.cache
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A knowledge YAML file, parsed once; a broken file is a ConfigError naming it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", source=str(path))
+    return data
+
+
+def rules_data() -> dict[str, Any]:
+    data = load_yaml(RULES_PATH)
+    for i, rule in enumerate(data.get("rules") or []):
+        for key in ("id", "severity", "message", "source"):
+            if not rule.get(key):
+                raise ConfigError(f"missing {key!r}", source=str(RULES_PATH), field=f"rules[{i}]")
+    return data
+
+
+def alt_uln() -> float:
+    return float(rules_data()["settings"]["alt_uln"])
+
+
+def targets(spec: dict[str, Any], entry: Entry) -> bool:
+    """Whether a rule's `drugs` / `classes` / `tags` selection names this drug."""
+    if entry.drug is not None and entry.drug.name in (spec.get("drugs") or ()):
+        return True
+    if entry.drug_class in (spec.get("classes") or ()):
+        return True
+    return bool(set(entry.tags) & set(spec.get("tags") or ()))
+
+
+def holds(when: dict[str, Any] | None, facts: Facts, entry: Entry | None = None) -> bool:
+    """True when every condition of a `when` block holds for this patient (and drug)."""
+    return all(_holds_one(key, want, facts, entry) for key, want in (when or {}).items())
+
+
+def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
+    egfr = facts.egfr
+    if key == "egfr_below":
+        return egfr is not None and egfr < want
+    if key == "egfr_at_least":
+        return egfr is not None and egfr >= want
+    if key == "egfr_at_most":
+        return egfr is not None and egfr <= want
+    if key == "creatinine_above":
+        return facts.creatinine is not None and facts.creatinine > want
+    if key == "alt_uln_above":
+        return facts.alt is not None and facts.alt > want * alt_uln()
+    if key == "age_at_least":
+        return facts.age is not None and facts.age >= want
+    if key == "facts":
+        return all(bool(getattr(facts, name, False)) for name in want)
+    if key == "any_facts":
+        return any(bool(getattr(facts, name, False)) for name in want)
+    if key == "diabetes_type":
+        return facts.diabetes_type == str(want)
+    if key == "lab_missing":
+        if want == "egfr":
+            return facts.egfr is None
+        return getattr(facts, want, None) is None
+    if key == "daily_dose_above":
+        daily = entry.daily() if entry is not None else None
+        return daily is not None and daily > want
+    if key == "any":
+        return any(holds(block, facts, entry) for block in want)
+    raise ConfigError(f"unknown condition {key!r}", source=str(RULES_PATH))
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "not on file"
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def render(message: str, facts: Facts, entry: Entry | None = None, **extra: str) -> str:
+    """Fill a rule message's placeholders; an unknown placeholder is left as written."""
+    egfr = _fmt(facts.egfr)
+    if facts.egfr is not None and facts.egfr_estimated:
+        egfr += " (estimated from creatinine)"
+    amount = entry.amount() if entry is not None else None
+    values = {
+        "drug": entry.label if entry is not None else "",
+        "egfr": egfr,
+        "creatinine": _fmt(facts.creatinine, 2),
+        "alt": _fmt(facts.alt, 0),
+        "age": str(facts.age) if facts.age is not None else "unknown",
+        "dose": amount.describe() if amount else "the dose",
+        **extra,
+    }
+
+    class _Keep(dict):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return message.format_map(_Keep(values))
+
+
+def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Finding]:
+    """Findings of rules.yaml's `rules` for every plan drug that is not stopped."""
+    findings: list[Finding] = []
+    for rule in rules_data().get("rules") or []:
+        if rule.get("regions") and region not in rule["regions"]:
+            continue
+        actions = rule.get("actions") or DEFAULT_ACTIONS
+        for entry in regimen.plan_active():
+            if entry.action not in actions or not targets(rule, entry):
+                continue
+            if not holds(rule.get("when"), facts, entry):
+                continue
+            if rule.get("unless_reduced") and regimen.reduced(entry):
+                continue
+            findings.append(
+                Finding(
+                    rule_id=rule["id"],
+                    severity=rule["severity"],
+                    drugs=[entry.label],
+                    message=render(rule["message"], facts, entry),
+                    source=rule["source"],
+                )
+            )
+    return findings
