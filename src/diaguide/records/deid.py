@@ -76,7 +76,7 @@ _DATES = re.compile(
     rf"|(?P<my>(?P<my_m>{_MONTH_RE})\.?,?\s+(?P<my_y>\d{{4}}))(?!\d)"
     r"|(?P<zh>(?P<zh_y>\d{4})\s*年\s*(?P<zh_m>\d{1,2})\s*月\s*(?P<zh_d>\d{1,2})\s*(?P<zh_s>[日号])?)(?!\d)"
     r"|(?P<zhm>(?P<zhm_y>\d{4})\s*年\s*(?P<zhm_m>\d{1,2})\s*月)(?!\s*\d)"
-    r"|(?<!\d)(?P<iso>(?P<iso_y>\d{4})(?P<iso_s>[-/.])(?P<iso_m>\d{1,2})(?P=iso_s)(?P<iso_d>\d{1,2}))(?![\d.])"
+    r"|(?<!\d)(?P<iso>(?P<iso_y>\d{4})(?P<iso_s>[-/.])(?P<iso_m>\d{1,2})(?P=iso_s)(?P<iso_d>\d{1,2}))(?!\.?\d)"
     r"|(?<![\d/])(?P<us>(?P<us_m>\d{1,2})/(?P<us_d>\d{1,2})/(?P<us_y>\d{4}|\d{2}))(?![\d/])"
     r"|(?<!\d)(?P<c>(?P<c_y>(?:19|20)\d{2})(?P<c_m>0[1-9]|1[0-2])(?P<c_d>0[1-9]|[12]\d|3[01]))(?!\d)",
     re.IGNORECASE,
@@ -89,7 +89,7 @@ _SSN = re.compile(r"(?<![\d\-])\d{3}-\d{2}-\d{4}(?![\d\-])")
 _LONG_NUMBER = re.compile(r"(?<![\d.])\d{9,}(?![\d.])")
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter"
-    r"|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq)"
+    r"|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Loop|Trail|Trl|Alley|Plaza|Crescent|Row|Pike)"
 )
 _ADDRESSES = [
     # labelled: keep the label, drop what follows up to the end of the clause

@@ -11,6 +11,8 @@ status is 1 when anything was rejected.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import json
 import os
 import sys
 import tempfile
@@ -146,8 +148,29 @@ def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
             bar.update(path.stat().st_size)
         for warning in warnings:
             run.warn(warning if str(path) in warning else f"{path}: {warning}")
+        names = _fhir_names(path) if run.deid is not None and visits else ()
         for visit in visits:
-            run.write(visit)
+            run.write(visit, names)
+
+
+def _fhir_names(path: Path) -> set[str]:
+    """Patient and related-person names in a bundle, so de-identification removes them from free text.
+
+    Visits carry no names, so they are read from the bundle again (only with --deidentify).
+    """
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    bundle = json.loads(data)
+    names: set[str] = set()
+    for entry in bundle.get("entry") or []:
+        resource = (entry or {}).get("resource") or {}
+        if resource.get("resourceType") not in ("Patient", "RelatedPerson"):
+            continue
+        for name in resource.get("name") or []:
+            parts = [*(name.get("given") or []), name.get("family") or ""]
+            names.update(p for p in [name.get("text") or "", " ".join(parts).strip(), *parts] if p)
+    return names
 
 
 def _pick_mapping(path: Path, fmt: str) -> Mapping:
@@ -155,8 +178,9 @@ def _pick_mapping(path: Path, fmt: str) -> Mapping:
     from diaguide.records.tabular import iter_rows
 
     header: list[str] = []
-    for _, cells, header in iter_rows(path, fmt):
+    for _, cells, columns in iter_rows(path, fmt):
         if not isinstance(cells, InputError):
+            header = columns
             break
     for name in shipped_mappings():
         candidate = load_mapping(name)
@@ -232,5 +256,5 @@ def _summary(run: _Run, out: Path) -> None:
     print("ingest: " + ", ".join(parts), file=sys.stderr)
     if run.deid is not None:
         counts: Counter[str] = run.deid.counts
-        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or "nothing"
         print(f"de-identified: {shown}", file=sys.stderr)
