@@ -105,7 +105,8 @@ def finding_card(f: Finding, *, resource_ids: dict[str, str] | None = None) -> d
             {
                 "label": f"Remove the draft order of {drugs}",
                 "uuid": str(uuid.uuid4()),
-                "actions": [{"type": "delete", "description": f"Remove {drugs}", "resourceId": targets}],
+                # CDS Hooks 2.0: resourceId is one relative reference per delete action
+                "actions": [{"type": "delete", "description": f"Remove {rid}", "resourceId": rid} for rid in targets],
             }
         ]
         card["selectionBehavior"] = "at-most-one"
