@@ -332,6 +332,15 @@ def read_observation(m: Observation, ctx: Ctx, ident: str) -> list[ObsRec]:
             return [rec("pregnancy", loinc, False)]
         return []
     categories = {_status_code(c) for c in (m.category or ())}
+    analyte = units.analyte_for(loinc)
+    if analyte is not None and m.valueQuantity is None and (m.valueString or m.valueCodeableConcept):
+        # "<0.1", "QNS", "haemolysed": a result a person must read, not a number to pass on
+        ctx.warn(
+            "Observation",
+            ident,
+            f"LOINC {loinc} ({analyte.name}) value {m.valueString!r}: not a number; observation skipped",
+        )
+        return []
     out: list[ObsRec] = []
     parts = [(loinc, m.valueQuantity, name)]
     if loinc in BP_PANELS or m.component:
