@@ -16,6 +16,7 @@ from diaguide.knowledge.conditions import Facts, derive, knowledge, medication_c
 from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, MedicationOrder, Plan, Visit
 
+MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
 INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
 NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi")
 _GLYBURIDE = r"glyburide|glibenclamide|格列本脲|优降糖"
@@ -74,6 +75,15 @@ class _Builder:
             "alt": f.alt, "potassium": f.potassium, "glucose": f.glucose, "fpg": f.fpg, "creatinine": f.creatinine,
             "sbp": self.visit.vitals.systolic_bp, "dbp": self.visit.vitals.diastolic_bp, "dose_note": "",
         }  # fmt: skip
+        if self.lang == "zh":  # Chinese clinicians read glucose in mmol/L
+            for key in ("glucose", "fpg"):
+                if fields[key] is not None:
+                    fields[key] = round(fields[key] / MG_DL_PER_MMOL_L, 1)
+        kidney = [
+            f"eGFR {f.egfr:g}" if f.egfr is not None else "",
+            f"UACR {f.uacr:g} mg/g" if f.uacr is not None else "",
+        ]
+        fields["kidney"] = ", ".join(k for k in kidney if k)
         fields.update(extra)
         shown = {k: ("?" if v is None else f"{v:g}" if isinstance(v, float) else v) for k, v in fields.items()}
         return f"{rule[self.lang].format_map(shown)} ({rule['source']})"
@@ -298,6 +308,19 @@ def _pregnancy(b: _Builder) -> None:
     b.prompt("pregnancy_care")
 
 
+def _trigger(b: _Builder) -> str:
+    """What calls for insulin, in the visit's language (ADA 2025 §9.17)."""
+    f, zh = b.f, b.lang == "zh"
+    said = []
+    if f.hba1c is not None and f.hba1c > b.t("insulin_hba1c_above"):
+        said.append(f"HbA1c {f.hba1c:g}%")
+    if f.glucose is not None and f.glucose >= b.t("insulin_glucose_at_least"):
+        said.append(f"血糖 {f.glucose / MG_DL_PER_MMOL_L:.1f} mmol/L" if zh else f"glucose {f.glucose:g} mg/dL")
+    if f.weight_loss:
+        said.append("体重下降（分解代谢）" if zh else "weight loss (catabolism)")
+    return ("、" if zh else ", ").join(said)
+
+
 def _type2(b: _Builder) -> None:
     f = b.f
     if f.hba1c is None:
@@ -321,10 +344,13 @@ def _type2(b: _Builder) -> None:
         if b.active("basal_insulin", "premixed_insulin"):
             b.adjust(("basal_insulin", "premixed_insulin"), "insulin_titrate")
         else:
-            b.start("basal_insulin", "insulin_trigger", dose_note=_insulin_note(b, 0.1, 0.2))
+            b.start("basal_insulin", "insulin_trigger", dose_note=_insulin_note(b, 0.1, 0.2), trigger=_trigger(b))
 
-    if not b.active("metformin") and not b.stopped("metformin") and (f.new_diagnosis or above or insulin_needed):
+    wants_metformin = f.new_diagnosis or above or insulin_needed
+    if wants_metformin and not b.active("metformin") and not b.stopped("metformin"):
         b.start("metformin", "metformin_first_line")
+    # First line waits for the kidney result rather than a guess, and so does what follows it.
+    deferred = wants_metformin and not b.active("metformin") and b.blocked("metformin") == "missing_egfr"
 
     # Cardiorenal protection applies whatever the HbA1c (ADA 2025 §9.7-9.8, §11.5).
     if f.heart_failure:
@@ -344,7 +370,7 @@ def _type2(b: _Builder) -> None:
         if f.masld and above:
             b.start("tzd", "pioglitazone_masld")
 
-    if not above or intensive or insulin_needed:
+    if not above or intensive or insulin_needed or deferred:
         return
     gap = f.hba1c - b.goal  # type: ignore[operator]
     needed = 2 if f.new_diagnosis and gap >= b.t("early_combination_above_goal") else 1
@@ -458,7 +484,10 @@ def recommend(visit: Visit, region: str = "ada") -> Plan:
     at_goal = facts.hba1c is not None and (goal is None or facts.hba1c < goal)
     orders = b.orders("at_goal_continue" if at_goal else "continue_current")
     changes = {o.drug_class for o in orders if o.action != "continue"}
-    labs = labs_due(visit, region, changes=changes, facts=facts)
+    started = {o.drug_class for o in orders if o.action == "start"}
+    kept = {o.drug_class for o in orders if o.action != "stop"}
+    stopped = {o.drug_class for o in orders if o.action == "stop"} - kept
+    labs = labs_due(visit, region, changes=changes, started=started, stopped=stopped, facts=facts)
     changing = bool(changes & GLUCOSE_LOWERING_CLASSES) or not at_goal
     return Plan(
         treatment=_treatment_text(b, goal_reason, orders, changing),

@@ -82,12 +82,14 @@ def _last_result(visit: Visit, key: str) -> dt.date | None:
     return max(dates) if dates else None
 
 
-def _situations(visit: Visit, facts: Facts, changing: bool, changes: Collection[str]) -> set[str]:
+def _situations(
+    visit: Visit, facts: Facts, changing: bool, started: Collection[str], stopped: Collection[str]
+) -> set[str]:
     """Names of the monitoring.yaml `when` situations that hold for this patient."""
     stage = facts.ckd_stage or ""
-    on_raas = facts.on("acei", "arb")
+    on_raas = facts.on("acei", "arb") and not {"acei", "arb"} <= set(stopped)
     years = monitoring_knowledge()["thresholds"]["long_term_metformin_years"]["value"]
-    on_metformin = facts.on("metformin") and "metformin" not in changes
+    on_metformin = facts.on("metformin") and "metformin" not in stopped
     found = {
         "always": True,
         "changing": changing,
@@ -95,13 +97,14 @@ def _situations(visit: Visit, facts: Facts, changing: bool, changes: Collection[
         "ckd_g4": stage in ("G4", "G5"),
         "ckd_high": stage == "G3b" or (facts.uacr is not None and facts.uacr >= 300),
         "metformin_low_egfr": on_metformin and facts.egfr is not None and facts.egfr < 60,
-        "statin_started": "statin" in changes,
+        "statin_started": "statin" in started,
+        "not_pregnant": not facts.pregnant,
         "long_term_metformin": on_metformin and facts.metformin_years is not None and facts.metformin_years >= years,
         "metformin_neuropathy": on_metformin and visit.has_diagnosis("E11.4", "E10.4", "G63"),
-        "tzd_started": "tzd" in changes,
-        "on_tzd": facts.on("tzd"),
+        "tzd_started": "tzd" in started,
+        "on_tzd": facts.on("tzd") and "tzd" not in stopped,
         "masld": facts.masld,
-        "raas_started": bool({"acei", "arb"} & set(changes)),
+        "raas_started": bool({"acei", "arb"} & set(started)),
         "raas_ckd": on_raas and facts.ckd,
     }
     return {name for name, holds in found.items() if holds}
@@ -111,6 +114,8 @@ def labs_due(
     visit: Visit,
     region: str = "ada",
     changes: Collection[str] = (),
+    started: Collection[str] = (),
+    stopped: Collection[str] = (),
     facts: Facts | None = None,
 ) -> list[LabOrder]:
     """Labs to order at this visit (due now or before the next review), each with its reason.
@@ -119,7 +124,9 @@ def labs_due(
         visit: the visit.
         region: `ada` or `cds` (goals differ, hence whether HbA1c is at goal).
         changes: drug classes the plan starts, stops or adjusts at this visit (a therapy change
-            shortens the HbA1c interval; a new statin, TZD or ACEi/ARB has its own checks).
+            shortens the HbA1c interval).
+        started: drug classes the plan starts (a new statin, TZD or ACEi/ARB has its own checks).
+        stopped: drug classes the plan stops (their monitoring ends).
         facts: the visit's facts when the caller has them already.
     """
     facts = facts or derive(visit, region)
@@ -128,8 +135,8 @@ def labs_due(
     goal, _ = glycaemic_goal(visit, region, facts)
     above_goal = facts.hba1c is None or (goal is not None and facts.hba1c >= goal)
     changing = bool(changes) or above_goal or therapy_changed_since_last_hba1c(visit, facts)
-    horizon = know["follow_up_days"]["changing" if changing else "stable"]["value"]
-    situations = _situations(visit, facts, changing, changes)
+    horizon = know["follow_up_days"]["changing" if changing else "stable"]["value"] + know["grace_days"]["value"]
+    situations = _situations(visit, facts, changing, started, stopped)
 
     orders: list[LabOrder] = []
     chosen: dict[str, dict[str, Any]] = {}
