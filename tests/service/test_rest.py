@@ -64,7 +64,7 @@ def test_bad_records_are_one_line_400s(demo_client):
     for payload, needle in (
         ({"visit_id": "v"}, "patient_id"),
         ({"resourceType": "Patient"}, "Bundle"),
-        ([1, 2], "JSON object"),
+        ([1, 2], "valid dictionary"),
     ):
         response = demo_client.post("/api/v1/recommendations", json=payload)
         assert response.status_code in (400, 422), response.text
