@@ -86,7 +86,7 @@ def _pick(rng: random.Random, p: Profile, en: list[str], zh: list[str]) -> str:
 
 
 def _starting_regimen(p: Profile, rng: random.Random, egfr: float, weight: float) -> dict[str, Med]:
-    since = p.diagnosed + dt.timedelta(days=rng.randint(20, 200))
+    since = min(p.diagnosed + dt.timedelta(days=rng.randint(20, 200)), p.dates[0] - dt.timedelta(days=14))
     meds: list[Med] = []
     years = (p.dates[0] - p.diagnosed).days / 365.25
     if p.base_type == "type1":
@@ -120,7 +120,7 @@ def _starting_regimen(p: Profile, rng: random.Random, egfr: float, weight: float
             meds.append(
                 Med(key, units=round(weight * rng.uniform(0.15, 0.35)), since=since + dt.timedelta(days=365 * 8))
             )
-    cardio_since = since - dt.timedelta(days=rng.randint(0, 900))
+    cardio_since = min(since, p.dates[0] - dt.timedelta(days=30)) - dt.timedelta(days=rng.randint(0, 900))
     if p.htn:
         if p.pregnant(p.dates[0]):
             # most arrive already switched to a pregnancy-safe drug; a few still on an ACE inhibitor

@@ -90,6 +90,8 @@ class Decision:
         return any(o.action in ("start", "adjust") for o in self.orders.values())
 
     def start(self, key: str, reason: str, step: int = 0, units: int | None = None) -> None:
+        if key in self.orders and self.orders[key].action == "stop":
+            return  # stopped for a reason in this same plan: not restarted by a later rule
         self.orders[key] = Order(key, "start", step, units, reason)
 
     def stop(self, key: str, reason: str) -> None:

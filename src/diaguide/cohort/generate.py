@@ -23,9 +23,10 @@ from diaguide.cohort.patients import Med, Profile, State, advance, make_profile
 from diaguide.cohort.planwriter import write_plan
 from diaguide.cohort.styles import STYLE_WEIGHTS, STYLES
 from diaguide.errors import InputError
-from diaguide.records.schema import Allergy, CohortRecord, Medication, Patient, Visit, Vitals
+from diaguide.records.schema import Allergy, CohortRecord, Lab, Medication, Patient, Visit, Vitals
 
 LANGS = ("en", "zh", "mixed")
+LAB_WINDOW = 365  # days a result still describes the patient (as records.fhir reads bundles)
 
 
 @dataclasses.dataclass
@@ -68,10 +69,15 @@ def _patient(index: int, seed: int, lang_mode: str) -> list[Generated]:
     state = initial_state(profile, rng)
     visits: list[Visit] = []
     plans, deviations = [], []
+    results: dict[str, Lab] = {}  # latest result per LOINC: a visit shows the last year's labs
     for k, date in enumerate(profile.dates):
         if k:
             advance(profile, state, rng, (date - profile.dates[k - 1]).days)
         visit, ctx = _visit(profile, state, date, k, rng)
+        today = {lab.loinc for lab in visit.labs}
+        earlier = [lab for code, lab in results.items() if code not in today and (date - lab.date).days <= LAB_WINDOW]
+        results.update({lab.loinc: lab for lab in visit.labs})
+        visit.labs = visit.labs + earlier
         decision = STYLES[profile.style](ctx)
         deviations.append(maybe_deviate(ctx, decision, rng))
         plans.append(write_plan(ctx, decision))
@@ -154,9 +160,11 @@ def _apply(state: State, d: Decision, date: dt.date) -> None:
         if o.action == "stop":
             state.meds.pop(o.key, None)
         elif o.action == "start" or o.key not in state.meds:
-            state.meds[o.key] = Med(o.key, o.step, o.units, date)
-        else:
-            state.meds[o.key].step, state.meds[o.key].units = o.step, o.units
+            # an order takes effect the day after the visit: the visit shows what the patient came in on
+            state.meds[o.key] = Med(o.key, o.step, o.units, date + dt.timedelta(days=1))
+        elif (o.step, o.units) != (state.meds[o.key].step, state.meds[o.key].units):
+            # `since` dates the current regimen: a new dose is a new order
+            state.meds[o.key] = Med(o.key, o.step, o.units, date + dt.timedelta(days=1))
 
 
 def _with_history(visits: list[Visit]) -> list[Visit]:
