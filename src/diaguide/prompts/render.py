@@ -18,13 +18,26 @@ from diaguide.records.schema import Lab, Medication, Visit, VisitSummary
 from diaguide.records.units import analyte_for
 
 # Labs shown, in this order (analyte keys of units.py). Body measures and BP are vitals.
+# HDL, total cholesterol and triglycerides are left out: no rule here turns on them, and
+# each costs ~10 tokens. A stand-in is shown only when the main value is missing.
 LAB_ORDER = (
-    "hba1c", "fasting_glucose", "glucose", "egfr", "creatinine", "uacr", "ldl", "hdl",
-    "total_cholesterol", "triglycerides", "alt", "ast", "potassium", "b12",
-)  # fmt: skip
+    "hba1c",
+    "fasting_glucose",
+    "glucose",
+    "egfr",
+    "creatinine",
+    "uacr",
+    "ldl",
+    "alt",
+    "ast",
+    "potassium",
+    "b12",
+)
+STAND_INS = {"glucose": "fasting_glucose", "creatinine": "egfr"}
 _NOT_LABS = {"bmi", "weight", "height", "systolic_bp", "diastolic_bp", "heart_rate"}
 MAX_OTHER_LABS = 3  # labs outside LAB_ORDER (rarely decisive; each costs ~8 tokens)
-MAX_DIAGNOSES = 8
+MAX_DIAGNOSES = 6
+MAX_MEDICATIONS = 14  # polypharmacy beyond this is rare; the list is cut so a prompt stays bounded
 MAX_CHANGES = 4
 
 
@@ -49,7 +62,10 @@ def render_prompt(visit: Visit, include_history: bool = True, strict: bool = Fal
     vitals = _vitals(t, visit)
     if vitals:
         lines.append(_line(t, "vitals", vitals))
-    lines.append(_line(t, "medications", t.sep.join(_med(m) for m in visit.medications) or t.none))
+    meds = [_med(m) for m in visit.medications]
+    if len(meds) > MAX_MEDICATIONS:
+        meds = [*meds[:MAX_MEDICATIONS], f"+{len(meds) - MAX_MEDICATIONS}"]
+    lines.append(_line(t, "medications", t.sep.join(meds) or t.none))
     if include_history and visit.history:
         lines.extend(_history(t, visit))
     if strict:
@@ -101,7 +117,9 @@ def _diagnoses(t: Template, visit: Visit) -> str:
         key = code or display
         if key and key not in seen:
             seen[key] = f"{code} {display}".strip()
-    items = list(seen.values())
+    # Z codes (status: insulin use, allergy status ...) mostly restate other lines: last, so
+    # they are the ones cut when the list is long.
+    items = sorted(seen.values(), key=lambda text: text.startswith("Z"))
     if len(items) > MAX_DIAGNOSES:
         items = [*items[:MAX_DIAGNOSES], f"+{len(items) - MAX_DIAGNOSES}"]
     return t.sep.join(items) or t.none
@@ -130,12 +148,12 @@ def _labs(t: Template, labs: list[Lab]) -> str:
         if analyte is None:
             others.append((lab.loinc, lab))
             continue
-        if analyte.key in _NOT_LABS:
+        if analyte.key in _NOT_LABS or analyte.key not in LAB_ORDER:
             continue
         held = latest.get(analyte.key)
         if held is None or (lab.date or dt.date.min) >= (held.date or dt.date.min):
             latest[analyte.key] = lab
-    chosen = [(k, latest[k]) for k in LAB_ORDER if k in latest]
+    chosen = [(k, latest[k]) for k in LAB_ORDER if k in latest and STAND_INS.get(k) not in latest]
     newest_other: dict[str, Lab] = {}
     for code, lab in others:
         if code not in newest_other or (lab.date or dt.date.min) >= (newest_other[code].date or dt.date.min):
@@ -180,12 +198,12 @@ def _history(t: Template, visit: Visit) -> list[str]:
     trend = _trend(t, past, visit)
     if trend:
         lines.append(_line(t, "trend", trend))
-    changes = _changes(t, past, visit)
+    changes = _changes(t, past, visit)[-MAX_CHANGES:]
     if changes:
-        lines.append(_line(t, "changes", t.sep.join(changes[-MAX_CHANGES:])))
-    events = _events(past)
+        lines.append(_line(t, "changes", t.sep.join(text for _, text, _ in changes)))
+    events = _events(past, {label: named for label, _, named in changes})[-MAX_CHANGES:]
     if events:
-        lines.append(_line(t, "events", t.sep.join(events[-MAX_CHANGES:])))
+        lines.append(_line(t, "events", t.sep.join(events)))
     return lines
 
 
@@ -198,8 +216,13 @@ def _trend(t: Template, past: list[VisitSummary], visit: Visit) -> str:
 
     The dates are written once for all rows: an ISO month is ~7 tokens.
     """
-    rows = [(label, attr, key, dec, unit) for label, attr, key, dec, unit in TRENDS
-            if any(getattr(s, attr) is not None for s in past)]  # fmt: skip
+
+    def known(attr: str, key: str) -> int:
+        analyte = analyte_for(key)
+        now = analyte is not None and visit.latest_lab(*analyte.loincs) is not None
+        return sum(getattr(s, attr) is not None for s in past) + now
+
+    rows = [row for row in TRENDS if known(row[1], row[2]) >= 2]  # one value is no trend
     if not rows:
         return ""
     columns = [s for s in past if any(getattr(s, r[1]) is not None for r in rows)]
@@ -213,31 +236,39 @@ def _trend(t: Template, past: list[VisitSummary], visit: Visit) -> str:
     return f"({heads}) " + t.sep.join(out)
 
 
-def _changes(t: Template, past: list[VisitSummary], visit: Visit) -> list[str]:
-    """Medication changes between consecutive visits: started, stopped, dose changed."""
+def _changes(t: Template, past: list[VisitSummary], visit: Visit) -> list[tuple[str, str, set[str]]]:
+    """Medication changes between consecutive visits, as (month, text, drugs and classes named)."""
     steps = [(s.date, s.medications) for s in past] + [(visit.date, visit.medications)]
     out = []
     for (_, before), (date, after) in zip(steps, steps[1:], strict=False):
         old = {squash(m.drug).lower(): m for m in before}
         new = {squash(m.drug).lower(): m for m in after}
-        started = [new[k].drug for k in new if k not in old]
-        stopped = [old[k].drug for k in old if k not in new]
-        changed = [new[k].drug for k in new if k in old and squash(new[k].dose) != squash(old[k].dose)]
+        started = [new[k] for k in new if k not in old]
+        stopped = [old[k] for k in old if k not in new]
+        changed = [(old[k], new[k]) for k in new if k in old and squash(new[k].dose) != squash(old[k].dose)]
         said = []
-        for word, drugs in (("started", started), ("stopped", stopped), ("dose_changed", changed)):
-            if drugs:
-                said.append(t.words[word].format(drugs=", ".join(squash(d) for d in drugs)))
+        for word, meds in (("started", started), ("stopped", stopped)):
+            if meds:
+                said.append(t.words[word].format(drugs=", ".join(squash(m.drug) for m in meds)))
+        if changed:
+            doses = [f"{squash(b.drug)} {squash(a.dose) or '?'}→{squash(b.dose) or '?'}" for a, b in changed]
+            said.append(t.words["dose_changed"].format(drugs=", ".join(doses)))
         if said:
             label = t.now if date == visit.date else _month(date)
-            out.append(f"{label}: {', '.join(said)}")
+            named = {x for m in [*started, *stopped, *(b for _, b in changed)] for x in (m.drug.lower(), m.drug_class)}
+            out.append((label, f"{label}: {', '.join(said)}", named))
     return out
 
 
-def _events(past: list[VisitSummary]) -> list[str]:
+def _events(past: list[VisitSummary], changed: dict[str, set[str]]) -> list[str]:
+    """Earlier events, less those that only restate a medication change already listed."""
     out: list[str] = []
     for s in past:
+        month = _month(s.date)
         for event in s.events:
-            text = f"{_month(s.date)}: {squash(event)}"
-            if squash(event) and text not in out:
-                out.append(text)
+            text = squash(event)
+            if not text or any(name in text.lower() for name in changed.get(month, ())):
+                continue
+            if f"{month}: {text}" not in out:
+                out.append(f"{month}: {text}")
     return out
