@@ -9,7 +9,7 @@ from typing import Any
 from diaguide.knowledge.conditions import Facts
 from diaguide.knowledge.formulary import ingredients
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Allergy, Finding
-from diaguide.safety.regimen import INSULIN_CLASSES, Entry, Regimen
+from diaguide.safety.regimen import INSULIN_CLASSES, Regimen
 from diaguide.safety.rules import render, rules_data
 
 
@@ -68,14 +68,10 @@ def duplicates(regimen: Regimen, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     same = data["same_class"]
     for drug_class in same["classes"]:
-        members: dict[str, Entry] = {}
-        for e in active:
-            if e.drug_class == drug_class:
-                members.setdefault(e.key, e)
-        if len(members) > 1 and plan_keys & set(members):
-            labels = list(dict.fromkeys(e.label for e in members.values()))
-            if len(labels) < 2:
-                labels = [e.key for e in members.values()]
+        members = [e for e in active if e.drug_class == drug_class]
+        labels = list(dict.fromkeys(e.label for e in members))
+        # two different drugs of the class, or one ingredient ordered on two plan lines (Janumet + metformin)
+        if len(labels) > 1 and plan_keys & {e.key for e in members}:
             msg = render(same["message"], facts, drugs=" + ".join(labels), drug_class=drug_class)
             out.append(_finding(f"duplicate.{drug_class}", same, labels, msg))
     for pair in data["pairs"]:
@@ -89,19 +85,23 @@ def duplicates(regimen: Regimen, facts: Facts) -> list[Finding]:
                 )
             )
     spec = rules_data()["checks"]["plan_listed_twice"]
-    seen: dict[str, int] = {}
+    lines: dict[tuple[str, str], int] = {}
     for e in regimen.plan:
-        seen[e.key] = seen.get(e.key, 0) + 1
+        if e.known:
+            key = (e.key, " ".join(e.label.lower().split()))
+            lines[key] = lines.get(key, 0) + 1
     for e in regimen.plan:
-        if seen.get(e.key, 0) > 1 and e.known:
-            seen[e.key] = 0
+        key = (e.key, " ".join(e.label.lower().split()))
+        if e.known and lines.get(key, 0) > 1:
+            lines[key] = 0
             out.append(_finding("plan_listed_twice", spec, [e.label], render(spec["message"], facts, e)))
     return out
 
 
 def _mentions(text: str, term: str) -> bool:
+    """`term` in `text`; ASCII terms as words (a plural "s" allowed), so "arb" is not found in "carbamazepine"."""
     if term.isascii():
-        return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", text) is not None
+        return re.search(rf"(?<![a-z0-9]){re.escape(term)}s?(?![a-z0-9])", text) is not None
     return term in text
 
 

@@ -29,8 +29,9 @@ def _severity(rule: dict[str, Any], a: Entry, b: Entry, facts: Facts, regimen: R
     if rule.get("unless_b_reduced") and regimen.reduced(b):
         return severity
     for step in rule.get("escalate") or []:
-        started = "start" in (a.action, b.action)
-        if step.get("started") and not started:
+        if step.get("started") and "start" not in (a.action, b.action):
+            continue
+        if step.get("b_started") and b.action != "start":
             continue
         if not holds(step.get("when"), facts):
             continue
@@ -40,34 +41,39 @@ def _severity(rule: dict[str, Any], a: Entry, b: Entry, facts: Facts, regimen: R
 
 
 def interactions(regimen: Regimen, facts: Facts) -> list[Finding]:
-    """One finding per interacting pair where at least one drug is a plan order that is not stopped."""
+    """Interacting pairs where one drug is a plan order (not stopped), or the pair is contraindicated.
+
+    Pairs of one rule that share the `b` drug become one finding naming every `a` drug
+    ("metformin / glipizide + prednisone"), at the highest severity among them.
+    """
     plan = regimen.plan_active()
-    others = regimen.active()
+    active = regimen.active()
     findings: list[Finding] = []
-    seen: set[tuple[str, str, str]] = set()
     for rule in interaction_rules():
-        for a in others:
-            if not targets(rule["a"], a):
+        grouped: dict[str, list[tuple[Entry, Entry, str]]] = {}
+        for b in active:
+            if not targets(rule["b"], b):
                 continue
-            for b in others:
-                if a.key == b.key or not targets(rule["b"], b):
+            limit = rule.get("b_daily_dose_above")
+            if limit is not None and not ((b.daily() or 0) > limit):
+                continue
+            for a in active:
+                if a.key == b.key or not targets(rule["a"], a):
                     continue
-                if a not in plan and b not in plan:
-                    continue  # neither drug is part of this plan: not this plan's decision
-                limit = rule.get("b_daily_dose_above")
-                if limit is not None and not ((b.daily() or 0) > limit):
-                    continue
-                pair = (rule["id"], a.label, b.label)
-                if pair in seen:
-                    continue
-                seen.add(pair)
-                findings.append(
-                    Finding(
-                        rule_id=f"interaction.{rule['id']}",
-                        severity=_severity(rule, a, b, facts, regimen),
-                        drugs=[a.label, b.label],
-                        message=render(rule["message"], facts, a, a=a.label, b=b.label),
-                        source=rule["source"],
-                    )
+                if a not in plan and b not in plan and rule["severity"] != "critical":
+                    continue  # neither drug is in this plan: only a contraindicated pair is worth raising
+                grouped.setdefault(b.label, []).append((a, b, _severity(rule, a, b, facts, regimen)))
+        for pairs in grouped.values():
+            a_labels = list(dict.fromkeys(a.label for a, _, _ in pairs))
+            b = pairs[0][1]
+            severity = max((sev for _, _, sev in pairs), key=_RANK.__getitem__)
+            findings.append(
+                Finding(
+                    rule_id=f"interaction.{rule['id']}",
+                    severity=severity,
+                    drugs=[*a_labels, b.label],
+                    message=render(rule["message"], facts, pairs[0][0], a=" / ".join(a_labels), b=b.label),
+                    source=rule["source"],
                 )
+            )
     return findings
