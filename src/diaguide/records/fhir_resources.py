@@ -9,7 +9,6 @@ becomes one warning line naming the file, the resource and the field, and is ski
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -26,8 +25,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
-from diaguide.errors import InputError
-from diaguide.records import terminology, units
+from diaguide.records import terminology
 from diaguide.records.schema import Diagnosis
 
 MODELS: dict[str, type] = {
@@ -54,7 +52,7 @@ VITAL_KEYS = {"systolic_bp", "diastolic_bp", "heart_rate", "weight", "bmi", "hei
 # Observation categories that are neither labs nor the vitals above (questionnaire scores, smoking).
 NON_LAB_CATEGORIES = {"survey", "social-history", "exam", "imaging", "procedure", "therapy", "activity", "vital-signs"}
 _LOINC_SHAPE = re.compile(r"^\d{1,7}-\d$")
-_DROP_STATUS = {"entered-in-error", "cancelled"}
+DROP_STATUS = {"entered-in-error", "cancelled"}
 
 Resolve = Callable[[str | None, Any], dict | None]
 
@@ -219,7 +217,7 @@ _NON_AMB_CLASSES = {
 
 
 def read_encounter(m: Encounter, ctx: Ctx, ident: str) -> EncounterRec | None:
-    if m.status in _DROP_STATUS or m.status == "planned":
+    if m.status in DROP_STATUS or m.status == "planned":
         return None
     period = m.period
     date = to_date(period.start if period and period.start else (period.end if period else None))
@@ -237,7 +235,7 @@ def read_encounter(m: Encounter, ctx: Ctx, ident: str) -> EncounterRec | None:
     return EncounterRec(date=date, ambulatory=ambulatory, reason=reason, subject=ref(m.subject))
 
 
-def _status_code(cc: Any) -> str:
+def status_code(cc: Any) -> str:
     for c in (cc.coding or ()) if cc is not None else ():
         if c.code:
             return c.code.lower()
@@ -245,7 +243,7 @@ def _status_code(cc: Any) -> str:
 
 
 def read_condition(m: Condition) -> ConditionRec | None:
-    if _status_code(m.verificationStatus) in ("entered-in-error", "refuted"):
+    if status_code(m.verificationStatus) in ("entered-in-error", "refuted"):
         return None
     display = concept_text(m.code)
     icd = codes(m.code, terminology.ICD10)
@@ -264,7 +262,7 @@ def read_condition(m: Condition) -> ConditionRec | None:
         return None
     onset = to_date(m.onsetDateTime) or (to_date(m.onsetPeriod.start) if m.onsetPeriod else None)
     abated = to_date(m.abatementDateTime) or (to_date(m.abatementPeriod.end) if m.abatementPeriod else None)
-    status = _status_code(m.clinicalStatus)
+    status = status_code(m.clinicalStatus)
     return ConditionRec(
         diagnosis=diag,
         onset=onset or to_date(m.recordedDate),
@@ -272,96 +270,6 @@ def read_condition(m: Condition) -> ConditionRec | None:
         resolved=status in ("inactive", "resolved", "remission"),
         subject=ref(m.subject),
     )
-
-
-def _obs_date(m: Observation) -> dt.date | None:
-    if m.effectiveDateTime:
-        return to_date(m.effectiveDateTime)
-    if m.effectivePeriod and (m.effectivePeriod.start or m.effectivePeriod.end):
-        return to_date(m.effectivePeriod.start or m.effectivePeriod.end)
-    return to_date(m.effectiveInstant or m.issued)
-
-
-def _quantity(ctx: Ctx, ident: str, loinc: str, q: Any, name: str) -> tuple[float, str, str | None] | None:
-    """Convert a Quantity to the canonical unit; None (and a warning) when it cannot be trusted."""
-    if q is None or q.value is None:
-        return None
-    # The UCUM code is the machine-readable unit; `unit` is display text ("beats/minute").
-    unit = q.code if q.code and terminology.system_name(q.system) == terminology.UCUM else (q.unit or q.code)
-    try:
-        value, canon_unit = units.to_canonical(loinc, float(q.value), unit)
-    except InputError as first:
-        value = None
-        if q.unit and q.unit != unit:  # the display unit may still be a known spelling
-            with contextlib.suppress(InputError):
-                value, canon_unit = units.to_canonical(loinc, float(q.value), q.unit)
-        if value is None:
-            ctx.warn(
-                "Observation",
-                ident,
-                f"LOINC {loinc} ({name}) value {q.value} {unit or ''}: {first.message}; observation skipped",
-            )
-            return None
-    analyte = units.analyte_for(loinc)
-    converted = analyte is not None and units.normalise_unit(unit) not in ("", units.normalise_unit(analyte.unit))
-    return value, canon_unit, (f"converted from {q.value} {unit}" if converted else None)
-
-
-def read_observation(m: Observation, ctx: Ctx, ident: str) -> list[ObsRec]:
-    if m.status in _DROP_STATUS:
-        return []
-    loincs = codes(m.code, terminology.LOINC)
-    if not loincs:
-        return []
-    loinc = next((c for c in loincs if units.analyte_for(c)), loincs[0])
-    date, subject, enc = _obs_date(m), ref(m.subject), ref(m.encounter)
-    name = concept_text(m.code)
-
-    def rec(kind: str, key: str, value: Any, unit: str = "", flag: str | None = None, label: str = name) -> ObsRec:
-        return ObsRec(kind, key, date, value, unit, label, flag, subject, enc)
-
-    if loinc == CHIEF_COMPLAINT:
-        text = m.valueString or concept_text(m.valueCodeableConcept)
-        return [rec("complaint", loinc, text.strip())] if text and text.strip() else []
-    if loinc in PREGNANCY_STATUS:
-        value_codes = codes(m.valueCodeableConcept, terminology.SNOMED)
-        text = concept_text(m.valueCodeableConcept).lower()
-        if PREGNANT_SNOMED in value_codes or (text.startswith("pregnant") and "not" not in text):
-            return [rec("pregnancy", loinc, True)]
-        if NOT_PREGNANT_SNOMED in value_codes or "not pregnant" in text:
-            return [rec("pregnancy", loinc, False)]
-        return []
-    categories = {_status_code(c) for c in (m.category or ())}
-    analyte = units.analyte_for(loinc)
-    if analyte is not None and m.valueQuantity is None and (m.valueString or m.valueCodeableConcept):
-        # "<0.1", "QNS", "haemolysed": a result a person must read, not a number to pass on
-        ctx.warn(
-            "Observation",
-            ident,
-            f"LOINC {loinc} ({analyte.name}) value {m.valueString!r}: not a number; observation skipped",
-        )
-        return []
-    out: list[ObsRec] = []
-    parts = [(loinc, m.valueQuantity, name)]
-    if loinc in BP_PANELS or m.component:
-        for comp in m.component or ():
-            comp_loincs = codes(comp.code, terminology.LOINC)
-            if comp_loincs:
-                parts.append((comp_loincs[0], comp.valueQuantity, concept_text(comp.code)))
-    for code, q, label in parts:
-        if q is None:
-            continue
-        got = _quantity(ctx, ident, code, q, label)
-        if got is None:
-            continue
-        value, unit, flag = got
-        analyte = units.analyte_for(code)
-        if analyte is not None and analyte.key in VITAL_KEYS:
-            out.append(rec("vital", analyte.key, value, unit, flag, analyte.name))
-        elif not categories & NON_LAB_CATEGORIES:
-            canonical = units.canonical_loinc(code)
-            out.append(rec("lab", canonical, value, unit, flag, analyte.name if analyte else label))
-    return out
 
 
 def _medication_concept(ctx: Ctx, container: Any, cc: Any, reference: Any, raw: dict) -> Any:
@@ -437,9 +345,9 @@ def read_medication(m: Any, ctx: Ctx, raw: dict) -> MedRec | None:
 
 
 def read_allergy(m: AllergyIntolerance) -> AllergyRec | None:
-    if _status_code(m.verificationStatus) in ("entered-in-error", "refuted"):
+    if status_code(m.verificationStatus) in ("entered-in-error", "refuted"):
         return None
-    if _status_code(m.clinicalStatus) in ("inactive", "resolved"):
+    if status_code(m.clinicalStatus) in ("inactive", "resolved"):
         return None
     substance = concept_text(m.code)
     if not substance:
