@@ -19,6 +19,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
+from diaguide.knowledge.formulary import drug_class_of
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -37,7 +38,7 @@ class ParseResult:
 _KEY_LINE = re.compile(
     r"^\s*(?:[-*+•·]\s*|\d{1,2}[.)、]\s*|#+\s*)?[*_`]*\s*"
     r"(?P<key>[A-Za-z][A-Za-z0-9 _-]{0,24}?|[\u4e00-\u9fff]{1,6})"
-    r"\s*[*_`]*\s*[:：]\s*[*_`]*\s*(?P<value>.*?)\s*[*_`]*\s*$"
+    r"\s*[*_`]*\s*[:：]\s*[*_`]*\s*(?P<value>.*)$"
 )
 _END_LINE = re.compile(r"^[\W_]*(?:end|结束)[\W_]*$", re.IGNORECASE)
 _LOINC = re.compile(r"^\d{1,7}-\d$")
@@ -67,13 +68,6 @@ def _vocab() -> dict[str, dict[str, str]]:
     return {"keys": keys, "actions": actions, "classes": classes, "labs": labs}
 
 
-def _class_of_drug(drug: str) -> str:
-    # Imported here: the formulary is the safety teammate's module and loads its YAML once.
-    from diaguide.knowledge.formulary import drug_class_of
-
-    return drug_class_of(drug)
-
-
 def normalise_action(text: str) -> str | None:
     """`begin`, `Added`, `加用`, `减量` ... -> start|continue|adjust|stop (None when unknown).
 
@@ -93,7 +87,7 @@ def normalise_action(text: str) -> str | None:
 def normalise_class(text: str | None, drug: str) -> str:
     """A class in the DESIGN.md vocabulary; from the formulary when missing or unknown."""
     found = _vocab()["classes"].get(_compact(text or ""))
-    return found if found else _class_of_drug(drug)
+    return found if found else drug_class_of(drug)
 
 
 def _value(text: str) -> str | None:
@@ -259,7 +253,7 @@ def _from_lines(text: str, errors: list[str]) -> ParseResult:
             complete = True
             break
         if key:
-            items.append((n, key, m.group("value")))  # type: ignore[union-attr]
+            items.append((n, key, m.group("value").strip().rstrip("*_`").strip()))  # type: ignore[union-attr]
     if not complete:
         errors.append("no END line: output incomplete")
         last = max((n for n, line in enumerate(lines) if line.strip()), default=-1)
