@@ -20,12 +20,16 @@ def _bundle() -> dict:
 
 def test_visit_in_plan_out_stored_and_fed_back(make_client, db_url):
     client = make_client(demo=True, database_url=db_url)
+    visit = SAMPLES[1]["visit"]
+    guideline = client.post("/api/v1/recommendations", json=visit).json()
+    assert guideline["plan_source"] == "guideline" and guideline["plan"]["treatment"]
+    assert guideline["complexity"]["level"] == "high"
+    # a physician's plan continuing metformin at eGFR 24 (79 years old): checked, flagged critical
     response = client.post("/api/v1/recommendations", json=SAMPLES[1])
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["plan"]["treatment"] and body["complexity"]["level"] in ("low", "moderate", "high")
-    # an 79-year-old with eGFR 24 on glyburide: the checked plan carries findings
-    assert body["plan"]["findings"] or any(m["action"] == "stop" for m in body["plan"]["medications"])
+    assert body["plan_source"] == "submitted"
+    assert any(f["severity"] == "critical" and "metformin" in f["drugs"] for f in body["plan"]["findings"])
     again = client.get(f"/api/v1/recommendations/{body['id']}")
     assert again.status_code == 200 and again.json()["plan"] == body["plan"]
     assert client.get("/api/v1/recommendations/no-such-id").status_code == 404
@@ -46,7 +50,7 @@ def test_visit_in_plan_out_stored_and_fed_back(make_client, db_url):
     assert created["model_version"] == "rules" and created["engine_ms"] is not None
     # no patient text anywhere in the audit trail
     dump = json.dumps(audit, ensure_ascii=False)
-    for text in (SAMPLES[1]["chief_complaint"], SAMPLES[1]["patient_id"], "glyburide"):
+    for text in (visit["chief_complaint"], visit["patient_id"], "glyburide"):
         assert text not in dump
     assert store.count(AuditRecord) >= 6
 

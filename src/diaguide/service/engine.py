@@ -33,6 +33,7 @@ class Result:
     record_hash: str
     engine_ms: float
     warnings: list[str] = dataclasses.field(default_factory=list)
+    plan_source: str = "guideline"  # or "submitted": a physician's or a model's plan was checked
 
 
 def _import(module: str, name: str):
@@ -97,19 +98,31 @@ def _first_error(exc: ValueError) -> str:
     return str(exc).splitlines()[0]
 
 
-def recommend(visit: Visit, region: str = "ada", warnings: list[str] | None = None) -> Result:
-    """Guideline plan + safety findings + complexity for one visit (synchronous, rules only)."""
-    guideline = _import("diaguide.knowledge.guideline", "recommend")
+def plan_from_payload(payload: Any, source: str = "request") -> Plan | None:
+    """The plan submitted with a visit ({"visit": ..., "plan": ...}, e.g. a physician's or a model's), if any."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("plan"), dict):
+        return None
+    try:
+        return Plan.model_validate(payload["plan"])
+    except ValueError as exc:
+        raise InputError(_first_error(exc), source=source, field="plan") from None
+
+
+def recommend(visit: Visit, region: str = "ada", warnings: list[str] | None = None, plan: Plan | None = None) -> Result:
+    """Safety findings + complexity for `plan` (default: the guideline engine's plan) for one visit."""
     apply_safety = _import("diaguide.safety.checker", "apply_safety")
     start = time.perf_counter()
-    plan = apply_safety(visit, guideline(visit, region=region), region=region)
+    source = "guideline" if plan is None else "submitted"
+    if plan is None:
+        plan = _import("diaguide.knowledge.guideline", "recommend")(visit, region=region)
+    plan = apply_safety(visit, plan.model_copy(update={"findings": []}), region=region)
     try:
         score = _import("diaguide.safety.complexity", "complexity")(visit)
         complexity = score.model_dump(mode="json") if hasattr(score, "model_dump") else dict(score)
     except EngineUnavailable:
         complexity = None
     engine_ms = (time.perf_counter() - start) * 1000
-    return Result(visit, plan, complexity, record_hash(visit), engine_ms, list(warnings or []))
+    return Result(visit, plan, complexity, record_hash(visit), engine_ms, list(warnings or []), source)
 
 
 def check_orders(visit: Visit, orders: list[MedicationOrder], region: str = "ada") -> list[Finding]:

@@ -120,15 +120,16 @@ async def recommend(
             except ValueError:
                 raise InputError("the pasted text is not JSON", source="pasted record") from None
             visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "pasted record")
+            submitted = engine.plan_from_payload(payload, "pasted record")
         else:
             chosen = next((s for s in ctx.samples if s.id == sample), None)
             if chosen is None:
                 raise InputError("choose a sample patient or paste a record", field="sample")
-            visit, warnings = chosen.visit, []
+            visit, warnings, submitted = chosen.visit, [], chosen.plan
     except InputError as exc:
         audit_note(request, outcome="bad_request")
         return _render(request, ctx, "index.html", viewer, status=400, samples=ctx.samples, error=exc.line())
-    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings)
+    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "page")
     ctx.narratives.ensure(result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))

@@ -61,6 +61,8 @@ TEXT: dict[str, dict[str, str]] = {
         "patient": "Patient",
         "back": "New patient",
         "error": "Could not read the record",
+        "source_guideline": "Plan: DiaGuide guideline engine, safety-checked.",
+        "source_submitted": "Plan: as submitted (physician or model), safety-checked.",
     },
     "zh": {
         "title": "DiaGuide — 糖尿病门诊辅助",
@@ -103,6 +105,8 @@ TEXT: dict[str, dict[str, str]] = {
         "patient": "患者",
         "back": "新患者",
         "error": "无法读取病历",
+        "source_guideline": "方案来源：DiaGuide 指南引擎，已经安全核查。",
+        "source_submitted": "方案来源：提交的方案（医生或模型），已经安全核查。",
     },
 }
 ACTION_ZH = {"start": "开始", "continue": "继续", "adjust": "调整", "stop": "停用"}

@@ -40,6 +40,7 @@ class RecommendationOut(BaseModel):
     plan: Plan
     complexity: dict[str, Any] | None = None
     warnings: list[str] = []
+    plan_source: str = Field("guideline", description="guideline: the engine's plan; submitted: the plan sent in")
 
 
 class FeedbackIn(BaseModel):
@@ -113,6 +114,7 @@ def to_out(row: Recommendation) -> RecommendationOut:
         plan=Plan.model_validate(row.plan),
         complexity=row.complexity,
         warnings=list(row.warnings or []),
+        plan_source=row.plan_source or "guideline",
     )
 
 
@@ -126,6 +128,7 @@ def store_result(ctx, result: engine.Result, channel: str) -> Recommendation:
         plan=result.plan.model_dump(mode="json"),
         complexity=result.complexity,
         warnings=result.warnings,
+        plan_source=result.plan_source,
     )
     ctx.store.add(row)
     return row
@@ -148,7 +151,8 @@ async def create_recommendation(
     ],
 ) -> RecommendationOut:
     visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "request")
-    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings)
+    submitted = engine.plan_from_payload(payload, "request")
+    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "rest")
     ctx.narratives.ensure(result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))

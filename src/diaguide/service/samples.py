@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from diaguide.records.schema import Visit
+from diaguide.records.schema import Plan, Visit
 
 log = logging.getLogger("diaguide.service")
 BUNDLED = Path(__file__).resolve().parent / "samples.json"
@@ -20,6 +20,7 @@ class Sample:
     id: str
     label: str
     visit: Visit
+    plan: Plan | None = None  # a physician's plan to check; None: the guideline engine's
 
 
 def _label(v: Visit) -> str:
@@ -29,15 +30,19 @@ def _label(v: Visit) -> str:
     return f"{v.patient_id} · {v.patient.age or '?'}{sex}{a1c} · {v.language}"
 
 
-def _read_jsonl(path: Path) -> list[Visit]:
+def _record(data: dict) -> tuple[Visit, Plan | None]:
+    plan = data.get("plan")
+    return Visit.model_validate(data.get("visit", data)), Plan.model_validate(plan) if isinstance(plan, dict) else None
+
+
+def _read_jsonl(path: Path) -> list[tuple[Visit, Plan | None]]:
     visits = []
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                visits.append(Visit.model_validate(data.get("visit", data)))
+                visits.append(_record(json.loads(line)))
             except ValueError:
                 log.warning("sample line skipped", extra={"event": "sample_skipped", "reason": f"{path.name}:{n}"})
     return visits
@@ -52,12 +57,15 @@ def load_samples(source: str | None) -> list[Sample]:
             files = sorted(path.glob("ingested-*.jsonl")) or sorted(path.glob("*/visits.jsonl"))
         elif path.is_file():
             files = [path]
-    visits = [v for f in files for v in _read_jsonl(f)] or [
-        Visit.model_validate(v) for v in json.loads(BUNDLED.read_text(encoding="utf-8"))
+    records = [r for f in files for r in _read_jsonl(f)] or [
+        _record(r) for r in json.loads(BUNDLED.read_text(encoding="utf-8"))
     ]
-    latest: dict[str, Visit] = {}
-    for v in visits:
-        if v.patient_id not in latest or v.date >= latest[v.patient_id].date:
-            latest[v.patient_id] = v
-    chosen = sorted(latest.values(), key=lambda v: (v.language, v.patient_id))[:MAX_SAMPLES]
-    return [Sample(f"s{i}", _label(v), v) for i, v in enumerate(chosen)]
+    latest: dict[str, tuple[Visit, Plan | None]] = {}
+    for v, plan in records:
+        if v.patient_id not in latest or v.date >= latest[v.patient_id][0].date:
+            latest[v.patient_id] = (v, plan)
+    chosen = sorted(latest.values(), key=lambda r: (r[0].language, r[0].patient_id))[:MAX_SAMPLES]
+    return [
+        Sample(f"s{i}", _label(v) + (" · physician plan" if plan else ""), v, plan)
+        for i, (v, plan) in enumerate(chosen)
+    ]

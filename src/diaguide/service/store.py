@@ -69,6 +69,7 @@ class Recommendation(Base):
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
     complexity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    plan_source: Mapped[str] = mapped_column(String(20), default="guideline", server_default="guideline")
 
 
 class Card(Base):

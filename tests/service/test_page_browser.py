@@ -1,0 +1,98 @@
+"""The physician page in a real browser: Playwright driving Debian's Chromium."""
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from diaguide.service.app import create_app
+from diaguide.service.settings import Settings
+from diaguide.service.store import Feedback
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(demo=True, database_url=f"sqlite:///{tmp_path / 'page.db'}"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield app, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_physician_reviews_a_plan_and_rejects_it_with_a_reason(live_app):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: run `make browser` (Debian's chromium package)")
+    app, base = live_app
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1200, "height": 1400})
+        page.set_default_timeout(15_000)
+        page.goto(base + "/?lang=en")
+        expect(page.get_by_test_id("demo-banner")).to_contain_text("DEMO MODE")
+
+        # a physician's plan for a 79-year-old with eGFR 24: continue glyburide and metformin
+        page.get_by_test_id("sample").select_option(label="demo-p2 · 79F, HbA1c 6.4% · en · physician plan")
+        page.get_by_test_id("recommend").click()
+        page.wait_for_url("**/page/recommendations/**")
+        for part in ("treatment", "labs", "medications", "evidence"):
+            expect(page.get_by_test_id(part)).to_be_visible()
+        expect(page.get_by_test_id("treatment")).to_contain_text("HbA1c")
+        expect(page.get_by_test_id("complexity")).to_contain_text("high")
+        expect(page.get_by_test_id("evidence")).to_contain_text("→")  # eGFR falling over the history
+        rows = page.get_by_test_id("med-row")
+        glyburide = rows.filter(has_text="glyburide")
+        expect(glyburide).to_have_count(1)
+        expect(page.get_by_test_id("plan-source")).to_contain_text("as submitted")
+        # each finding sits in the row of the medication it concerns
+        expect(glyburide.locator(".finding.warning")).not_to_have_count(0)
+        metformin = rows.filter(has_text="metformin")
+        expect(metformin.locator(".finding.critical")).to_contain_text("eGFR 24")
+        expect(glyburide.locator(".finding.critical")).to_have_count(0)
+
+        page.get_by_label("Reject").check()
+        page.get_by_test_id("reason").fill("patient prefers to discuss with nephrologist")
+        page.get_by_test_id("save").click()
+        expect(page.get_by_test_id("saved")).to_be_visible()
+
+        page.goto(page.url.split("?")[0] + "?lang=zh")
+        expect(page.get_by_test_id("medications")).to_contain_text("用药")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto(page.url.split("?")[0] + "?lang=en")
+        page.screenshot(path=str(ARTIFACTS / "physician-page.png"), full_page=True)
+        browser.close()
+
+    store = app.state.ctx.store
+    with store.session() as s:
+        rows = s.query(Feedback).all()
+        assert [(r.outcome, r.override_reason, r.channel) for r in rows] == [
+            ("rejected", "patient prefers to discuss with nephrologist", "page")
+        ]
+    assert (ARTIFACTS / "physician-page.png").stat().st_size > 10_000
