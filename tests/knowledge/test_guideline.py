@@ -49,7 +49,9 @@ def concordance_errors(plan: Plan, expect: dict) -> list[str]:
         if _actions(plan, cls) - {"stop"}:
             errors.append(f"{cls} must not be given (actions {_actions(plan, cls)})")
     if expect.get("no_start"):
-        new = [m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES]
+        new = [
+            m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES
+        ]
         if new:
             errors.append(f"nothing should start, started {new}")
     ordered = {canonical_loinc(lab.loinc) for lab in plan.labs}
@@ -97,3 +99,159 @@ def test_unknown_region_is_a_config_error():
     visit = Visit.model_validate(_load(CASES[0])["visit"])
     with pytest.raises(ConfigError, match="region"):
         recommend(visit, region="nice")
+
+
+# --- thresholds: just below and just above ---------------------------------------------
+
+TODAY = "2025-06-15"
+
+
+def _visit(
+    *,
+    age: int = 55,
+    sex: str = "male",
+    bmi: float = 26.0,
+    hba1c: float | None = 8.0,
+    egfr: float | None = 90,
+    uacr: float | None = 10,
+    fpg: float | None = None,
+    meds: tuple[tuple[str, ...], ...] = (("metformin", "metformin"),),
+    history: str = "T2DM for 5 years.",
+    past: str = "",
+    codes: tuple[str, ...] = ("E11.9",),
+    language: str = "en",
+) -> Visit:
+    labs = [("4548-4", hba1c), ("33914-3", egfr), ("9318-7", uacr), ("1558-6", fpg), ("13457-7", 90)]
+    return Visit.model_validate(
+        {
+            "visit_id": "t",
+            "patient_id": "t",
+            "date": TODAY,
+            "language": language,
+            "patient": {"age": age, "sex": sex, "bmi": bmi, "weight_kg": 75},
+            "present_illness": history,
+            "past_history": past,
+            "diagnoses": [{"system": "icd10", "code": c, "icd10": c} for c in codes],
+            "labs": [{"loinc": code, "value": v, "date": TODAY} for code, v in labs if v is not None],
+            "medications": [{"drug": m[0], "drug_class": m[1], "dose": m[2] if len(m) > 2 else "500 mg"} for m in meds],
+        }
+    )
+
+
+def _action(plan: Plan, cls: str) -> str | None:
+    actions = _actions(plan, cls)
+    return next(iter(sorted(actions))) if actions else None
+
+
+@pytest.mark.parametrize(("hba1c", "insulin"), [(10.0, False), (10.1, True)])
+def test_insulin_starts_above_hba1c_10(hba1c, insulin):
+    plan = recommend(_visit(hba1c=hba1c))
+    assert (_action(plan, "basal_insulin") == "start") is insulin
+
+
+@pytest.mark.parametrize(("fpg", "insulin"), [(299, False), (300, True)])
+def test_insulin_starts_at_glucose_300(fpg, insulin):
+    plan = recommend(_visit(hba1c=8.0, fpg=fpg))
+    assert (_action(plan, "basal_insulin") == "start") is insulin
+
+
+@pytest.mark.parametrize(
+    ("region", "egfr", "action"),
+    [("ada", 29, "stop"), ("ada", 30, "adjust"), ("ada", 44, "adjust"), ("ada", 45, "continue"),
+     ("cds", 44, "stop"), ("cds", 45, "adjust"), ("cds", 59, "adjust"), ("cds", 60, "continue")],
+)  # fmt: skip
+def test_metformin_by_egfr_when_already_taken(region, egfr, action):
+    plan = recommend(_visit(hba1c=6.8, egfr=egfr), region=region)
+    assert _action(plan, "metformin") == action
+
+
+@pytest.mark.parametrize(("egfr", "starts"), [(44, False), (45, True)])
+def test_metformin_not_started_below_egfr_45(egfr, starts):
+    plan = recommend(_visit(meds=(), history="Newly diagnosed T2DM.", egfr=egfr))
+    assert (_action(plan, "metformin") == "start") is starts
+
+
+@pytest.mark.parametrize(("egfr", "starts"), [(19, False), (20, True)])
+def test_sglt2i_for_ckd_from_egfr_20(egfr, starts):
+    plan = recommend(_visit(hba1c=6.8, egfr=egfr, meds=()))
+    assert (_action(plan, "sglt2i") == "start") is starts
+
+
+@pytest.mark.parametrize(("uacr", "starts"), [(29, False), (30, True)])
+def test_albuminuria_from_uacr_30_brings_sglt2i_and_raas(uacr, starts):
+    plan = recommend(_visit(hba1c=6.8, uacr=uacr))
+    assert (_action(plan, "sglt2i") == "start") is starts
+    assert ("start" in _actions(plan, "acei") | _actions(plan, "arb")) is starts
+
+
+@pytest.mark.parametrize(("age", "goal", "glyburide"), [(64, 7.0, "continue"), (65, 8.0, "stop")])
+def test_older_adult_from_65_frail_goal_and_beers(age, goal, glyburide):
+    visit = _visit(age=age, hba1c=7.2, meds=(("glyburide", "sulfonylurea"),), past="Frailty, uses a walker.")
+    plan = recommend(visit)
+    assert plan.hba1c_goal == goal
+    assert _action(plan, "sulfonylurea") == glyburide
+
+
+@pytest.mark.parametrize(
+    ("region", "bmi", "glp1"), [("ada", 29.9, False), ("ada", 30.0, True), ("cds", 27.9, False), ("cds", 28.0, True)]
+)
+def test_obesity_cut_off_by_region_brings_glp1ra(region, bmi, glp1):
+    plan = recommend(_visit(age=45, bmi=bmi, hba1c=7.6), region=region)
+    assert (_action(plan, "glp1ra") == "start") is glp1
+
+
+@pytest.mark.parametrize(
+    ("hba1c", "fpg", "intensive"),
+    [(8.9, 150, False), (9.0, 150, True), (8.0, 199.0, False), (8.0, 11.1 * 18.016, True)],
+)
+def test_cds_short_term_intensive_insulin_at_diagnosis(hba1c, fpg, intensive):
+    visit = _visit(meds=(), history="初诊2型糖尿病", hba1c=hba1c, fpg=fpg, language="zh")
+    plan = recommend(visit, region="cds")
+    assert ({"start"} <= _actions(plan, "prandial_insulin")) is intensive
+    assert ({"start"} <= _actions(plan, "basal_insulin")) is intensive
+
+
+def test_ada_has_no_intensive_insulin_rule_at_hba1c_9_5():
+    plan = recommend(_visit(meds=(), history="Newly diagnosed T2DM.", hba1c=9.5), region="ada")
+    assert not _actions(plan, "prandial_insulin") and not _actions(plan, "basal_insulin")
+    assert _action(plan, "metformin") == "start"
+
+
+@pytest.mark.parametrize(("hba1c", "agents"), [(8.4, 1), (8.5, 2)])
+def test_early_combination_when_1_5_above_goal_at_diagnosis(hba1c, agents):
+    plan = recommend(_visit(age=45, meds=(), history="Newly diagnosed T2DM.", hba1c=hba1c))
+    started = [
+        m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES
+    ]
+    assert "metformin" in started
+    assert len(started) == agents
+
+
+@pytest.mark.parametrize(("age", "statin"), [(39, False), (40, True), (75, True), (76, False)])
+def test_statin_for_ages_40_to_75(age, statin):
+    plan = recommend(_visit(age=age, hba1c=6.8))
+    assert (_action(plan, "statin") == "start") is statin
+
+
+def test_cds_prefers_acarbose_as_second_agent_and_ada_does_not():
+    visit = _visit(age=45, hba1c=7.6)
+    assert _action(recommend(visit, region="cds"), "agi") == "start"
+    assert _action(recommend(visit, region="ada"), "agi") is None
+
+
+def test_older_adult_with_hypoglycaemia_stops_sulfonylurea_and_reduces_insulin():
+    visit = _visit(
+        age=78,
+        hba1c=7.0,
+        meds=(("gliclazide", "sulfonylurea", "60 mg"), ("insulin glargine", "basal_insulin", "20 U")),
+        history="Hypoglycaemia twice last month.",
+    )
+    plan = recommend(visit)
+    assert _action(plan, "sulfonylurea") == "stop"
+    insulin = next(m for m in plan.medications if m.drug_class == "basal_insulin")
+    assert (insulin.action, insulin.dose) == ("adjust", "17 U")  # 10-20% less (ADA §6)
+
+
+def test_negated_history_is_not_a_diagnosis():
+    plan = recommend(_visit(hba1c=6.8, past="No heart failure, denies coronary disease. 否认冠心病。"))
+    assert _action(plan, "sglt2i") is None and _action(plan, "glp1ra") is None
