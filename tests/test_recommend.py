@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import carebundle
+
 from diaguide import cli
 from diaguide import recommend as recommend_module
 from diaguide.records.schema import MedicationOrder, Plan, Visit
