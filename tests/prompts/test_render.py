@@ -113,7 +113,14 @@ def test_pregnancy_and_unknown_labs_are_shown(make_visit):
     visit = make_visit("en")
     visit.patient.sex, visit.patient.pregnant = "female", True
     visit.labs.append(
-        visit.labs[0].model_copy(update={"loinc": "2276-4", "name": "Ferritin", "value": 80, "unit": "ng/mL"})
+        visit.labs[0].model_copy(
+            update={
+                "loinc": "2276-4",
+                "name": "Ferritin [Mass/volume] in Serum or Plasma",
+                "value": 80,
+                "unit": "ng/mL",
+            }
+        )
     )
     text = render_prompt(visit)
     assert "female" in text and "pregnant" in text

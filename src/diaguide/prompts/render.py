@@ -10,6 +10,7 @@ earlier visits in full: the seed system missed goals because it saw one visit at
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import OrderedDict
 
 from diaguide.prompts.templates import Template, load_template
@@ -127,7 +128,7 @@ def _diagnoses(t: Template, visit: Visit) -> str:
 
 def lab_value(t: Template, key: str | None, lab: Lab) -> str:
     """`HbA1c 8.4%`, `eGFR 52 mL/min/1.73m2`, or in the template's display unit."""
-    name = t.lab_names.get(key or "", "") or squash(lab.name) or lab.loinc
+    name = t.lab_names.get(key or "", "") or _short_lab_name(lab.name) or lab.loinc
     value, unit = lab.value, lab.unit
     shown = t.display_units.get(key or "")
     if shown:
@@ -138,6 +139,13 @@ def lab_value(t: Template, key: str | None, lab: Lab) -> str:
     if unit == "%":
         return f"{name} {text}%"
     return f"{name} {text} {unit}".rstrip()
+
+
+def _short_lab_name(name: str) -> str:
+    """`Sodium [Moles/volume] in Serum or Plasma` -> `Sodium`: LOINC long names are mostly
+    property and specimen, ~15 tokens the model does not need."""
+    head = re.split(r"\s*[\[,(]", squash(name), maxsplit=1)[0]
+    return shorten(head, 24)
 
 
 def _labs(t: Template, labs: list[Lab]) -> str:
