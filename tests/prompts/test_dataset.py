@@ -45,6 +45,8 @@ def test_pairs_are_split_by_patient_with_every_field(cohort, tmp_path):
     assert not patients["val"] & patients["test"]
     assert set().union(*patients.values()) == {f"P{p}" for p in range(20)}
     assert [manifest["splits"][s]["patients"] for s in SPLITS] == [16, 2, 2]
+    # stratified by language: each split holds both (1 en + 1 zh patient in val and test)
+    assert all(manifest["splits"][s]["languages"].keys() == {"en", "zh"} for s in SPLITS)
     assert sum(manifest["splits"][s]["records"] for s in SPLITS) == 40
     row = _rows(out, "train")[0]
     assert list(row) == KEYS

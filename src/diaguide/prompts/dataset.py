@@ -38,23 +38,34 @@ def _patient_key(patient_id: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{patient_id}".encode()).hexdigest()
 
 
-def assign_splits(patient_ids: list[str], seed: int, val_frac: float, test_frac: float) -> dict[str, str]:
-    """patient id -> split. Patients are ordered by a seeded hash of their id and cut by
-    exact counts (at least one patient in val and test when there are three or more), so a
-    small cohort still gets every split and the same seed always gives the same cut."""
+def assign_splits(
+    patient_ids: list[str], seed: int, val_frac: float, test_frac: float, strata: dict[str, str] | None = None
+) -> dict[str, str]:
+    """patient id -> split.
+
+    Within each stratum (the patient's language, so every split holds both languages in
+    proportion), patients are ordered by a seeded hash of their id and cut by exact counts:
+    at least one patient in val and in test when the stratum has three or more, so a small
+    cohort still gets every split, and the same seed always gives the same cut.
+    """
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise InputError("val_frac and test_frac must be in [0, 1) and sum below 1", field="val_frac/test_frac")
-    order = sorted(set(patient_ids), key=lambda p: _patient_key(p, seed))
-    n = len(order)
+    groups: dict[str, list[str]] = {}
+    for p in sorted(set(patient_ids)):
+        groups.setdefault((strata or {}).get(p, ""), []).append(p)
+    out: dict[str, str] = {}
+    for members in groups.values():
+        order = sorted(members, key=lambda p: _patient_key(p, seed))
+        n = len(order)
 
-    def count(frac: float) -> int:
-        k = round(n * frac)
-        return max(k, 1) if frac > 0 and n >= 3 else k
+        def count(frac: float, n: int = n) -> int:
+            k = round(n * frac)
+            return max(k, 1) if frac > 0 and n >= 3 else k
 
-    n_test, n_val = count(test_frac), count(val_frac)
-    out = {p: "test" for p in order[:n_test]}
-    out |= {p: "val" for p in order[n_test : n_test + n_val]}
-    out |= {p: "train" for p in order[n_test + n_val :]}
+        n_test, n_val = count(test_frac), count(val_frac)
+        out |= {p: "test" for p in order[:n_test]}
+        out |= {p: "val" for p in order[n_test : n_test + n_val]}
+        out |= {p: "train" for p in order[n_test + n_val :]}
     return out
 
 
@@ -109,7 +120,10 @@ def build_dataset(
     records, errors = _read_cohort(source)
     if not records:
         raise InputError(f"no usable record ({len(errors)} bad lines)", source=str(source))
-    split_of = assign_splits([r.visit.patient_id for r in records], seed, val_frac, test_frac)
+    language: dict[str, str] = {}
+    for r in records:
+        language.setdefault(r.visit.patient_id, r.visit.language)
+    split_of = assign_splits(list(language), seed, val_frac, test_frac, strata=language)
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     seen_ids: dict[str, int] = {}
     for record in sorted(
