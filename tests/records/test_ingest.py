@@ -177,3 +177,57 @@ def test_fhir_files_with_deidentification(tmp_path, capsys):
     visits = _lines(out)
     assert len(visits) == 2 and "Zebulon" not in raw and "2023-01-10" not in raw
     assert any("[NAME]" in v["chief_complaint"] for v in visits)
+
+
+def test_history_spans_monthly_exports_and_repeated_rows_warn(tmp_path, capsys):
+    lines = (EXAMPLES / "his_zh.csv").read_text(encoding="utf-8-sig").splitlines()
+    (tmp_path / "2023.csv").write_text("\n".join([lines[0], lines[1], lines[2]]), encoding="utf-8")
+    (tmp_path / "2024.csv").write_text("\n".join([lines[0], lines[3], lines[2]]), encoding="utf-8")
+    out = tmp_path / "out" / "v.jsonl"
+    assert main(["ingest", str(tmp_path), "--format", "csv", "--out", str(out)]) == 0
+    visits = {v["visit_id"]: v for v in _lines(out)}
+    assert sorted(visits) == ["MZ0001", "MZ0002", "MZ0003"]
+    assert [h["visit_id"] for h in visits["MZ0003"]["history"]] == ["MZ0001", "MZ0002"]
+    err = capsys.readouterr().err
+    assert "2024.csv row 3: repeats the id of an earlier visit" in err and "1 warning" in err
+
+
+def test_visits_jsonl_can_be_deidentified_as_it_is(tmp_path, capsys):
+    plain = tmp_path / "plain.jsonl"
+    main(["ingest", str(EXAMPLES / "his_en.csv"), "--format", "csv", "--out", str(plain)])
+    out = tmp_path / "deid.jsonl"
+    status = main(["ingest", str(plain), "--format", "jsonl", "--deidentify", "--salt", "k", "--out", str(out)])
+    assert status == 0
+    before, after = _lines(plain), _lines(out)
+    assert len(after) == len(before) == 5
+    assert after[2]["history"] and "E1001" not in json.dumps(after) and "M900001" not in json.dumps(after)
+    assert after[0]["labs"] == [{**lab, "date": after[0]["date"]} for lab in before[0]["labs"]]
+    capsys.readouterr()
+
+
+def test_progress_bar_on_large_input(tmp_path, capsys, monkeypatch):
+    from diaguide.records import ingest
+
+    monkeypatch.setattr(ingest, "LARGE_INPUT", 1)
+    out = tmp_path / "v.jsonl"
+    assert main(["ingest", str(EXAMPLES / "his_zh.csv"), "--format", "csv", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "ingest:   0%" in err and "ingest: 1 file read" in err  # the bar, then the summary
+
+
+def test_no_progress_flag_and_out_equal_to_input(tmp_path, capsys, monkeypatch):
+    from diaguide.records import ingest
+
+    monkeypatch.setattr(ingest, "LARGE_INPUT", 1)
+    out = tmp_path / "v.jsonl"
+    assert main(["ingest", str(EXAMPLES / "his_zh.csv"), "--format", "csv", "--out", str(out), "--no-progress"]) == 0
+    assert "%" not in capsys.readouterr().err
+    assert main(["ingest", str(out), "--format", "jsonl", "--out", str(out)]) == 2
+    assert "also an input" in capsys.readouterr().err and len(_lines(out)) == 6
+
+
+def test_excel_workbook_gets_a_hint(tmp_path, capsys):
+    book = tmp_path / "export.csv"
+    book.write_bytes(b"PK\x03\x04" + bytes(200))
+    assert main(["ingest", str(book), "--format", "csv", "--mapping", "zh_his", "--out", str(tmp_path / "v")]) == 1
+    assert "save it as CSV" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -70,17 +71,21 @@ _PHONES = [
         r"((?i:tel|phone|mobile|cell|fax)\.?|电话|手机|联系电话|联系方式|座机)(\s*[:：]?\s*)(\+?[\d\s\-()]{7,20}\d)"
     ),
 ]
-_DATES = re.compile(
+# Two passes, words first: no output of one pass is a date the other reads, so nothing shifts twice.
+_WORD_DATES = re.compile(
     rf"(?<!\d)(?P<dmy>(?P<dmy_d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<dmy_m>{_MONTH_RE})\.?,?\s+(?P<dmy_y>\d{{4}}))(?!\d)"
     rf"|(?P<mdy>(?P<mdy_m>{_MONTH_RE})\.?\s+(?P<mdy_d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<mdy_y>\d{{4}}))(?!\d)"
-    rf"|(?P<my>(?P<my_m>{_MONTH_RE})\.?,?\s+(?P<my_y>\d{{4}}))(?!\d)"
-    r"|(?P<zh>(?P<zh_y>\d{4})\s*年\s*(?P<zh_m>\d{1,2})\s*月\s*(?P<zh_d>\d{1,2})\s*(?P<zh_s>[日号])?)(?!\d)"
+    rf"|(?P<my>(?P<my_m>{_MONTH_RE})\.?,?\s+(?P<my_y>\d{{4}}))(?!\d)",
+    re.IGNORECASE,
+)
+_NUM_DATES = re.compile(
+    r"(?P<zh>(?P<zh_y>\d{4})\s*年\s*(?P<zh_m>\d{1,2})\s*月\s*(?P<zh_d>\d{1,2})\s*(?P<zh_s>[日号])?)(?!\d)"
     r"|(?P<zhm>(?P<zhm_y>\d{4})\s*年\s*(?P<zhm_m>\d{1,2})\s*月)(?!\s*\d)"
     r"|(?<!\d)(?P<iso>(?P<iso_y>\d{4})(?P<iso_s>[-/.])(?P<iso_m>\d{1,2})(?P=iso_s)(?P<iso_d>\d{1,2}))(?!\.?\d)"
     r"|(?<![\d/])(?P<us>(?P<us_m>\d{1,2})/(?P<us_d>\d{1,2})/(?P<us_y>\d{4}|\d{2}))(?![\d/])"
-    r"|(?<!\d)(?P<c>(?P<c_y>(?:19|20)\d{2})(?P<c_m>0[1-9]|1[0-2])(?P<c_d>0[1-9]|[12]\d|3[01]))(?!\d)",
-    re.IGNORECASE,
+    r"|(?<!\d)(?P<c>(?P<c_y>(?:19|20)\d{2})(?P<c_m>0[1-9]|1[0-2])(?P<c_d>0[1-9]|[12]\d|3[01]))(?!\d)"
 )
+_LETTERS = re.compile(r"[A-Za-z]{3}")
 _AGES = [
     re.compile(r"(?<!\d)(\d{2,3})(\s*(?:岁|周岁|-year-old|-year old|\s*years? old|\s*yo\b|\s*y/o))", re.IGNORECASE),
     re.compile(r"((?i:aged?|年龄)\s*[:：]?\s*)(\d{2,3})(?!\d)"),
@@ -196,36 +201,14 @@ class Deidentifier:
         if not text:
             return text
         tally = counts if counts is not None else Counter()
-        text = self._known(text, [i for i in identifiers if i and len(i) >= 4], "mrn", tally)
-        text = self._known(text, _name_parts(known_names), "name", tally)
-        text = _sub(_EMAIL, text, "email", tally)
-        text = _sub(_MRN_LABEL, text, "mrn", tally, group=3)
-        text = _RESIDENT_ID.sub(lambda m: _ident(m, tally), text)
-        text = _sub(_CODE, text, "mrn", tally)
-        text = _sub(_SSN, text, "ssn", tally)
-        for pattern in _PHONES:
-            text = _sub(pattern, text, "phone", tally, group=3 if pattern.groups == 3 else 0)
+        ids = tuple(sorted({i.strip() for i in identifiers if i and len(i.strip()) >= 4}))
+        text = _known(text, ids, "mrn", tally)
+        text = _known(text, tuple(sorted(set(_name_parts(known_names)))), "name", tally)
         offset = self.shift_days(patient_id) if patient_id else None
-        text = _DATES.sub(lambda m: _shift_match(m, offset, tally), text)
-        text = _AGES[0].sub(lambda m: _cap_age(m, 1, tally), text)
-        text = _AGES[1].sub(lambda m: _cap_age(m, 2, tally), text)
-        text = _sub(_LONG_NUMBER, text, "long_number", tally)
-        for pattern in _ADDRESSES:
-            text = _sub(pattern, text, "address", tally, group=2 if pattern.groups == 2 else 0)
-        for pattern, group in _NAMES:
-            text = _sub(pattern, text, "name", tally, group=group)
+        text, found = _scrub_patterns(text, offset)
+        tally.update(dict(found))
         if counts is None:
             self.counts.update(tally)
-        return text
-
-    @staticmethod
-    def _known(text: str, values: Iterable[str], kind: str, tally: Counter[str]) -> str:
-        for value in sorted({v.strip() for v in values if v and len(v.strip()) >= 2}, key=len, reverse=True):
-            pattern = re.escape(value)
-            if value.isascii():  # whole words only, any case: "Smith" but not "Smithfield"
-                pattern = rf"(?i:(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9]))"
-            text, n = re.subn(pattern, PLACEHOLDER[kind], text)
-            tally[kind] += n
         return text
 
     def deidentify_visit(self, visit: Visit, *, known_names: Iterable[str] = ()) -> tuple[Visit, Counter[str]]:
@@ -269,6 +252,57 @@ class Deidentifier:
             counts["age"] += 1
         self.counts.update(counts)
         return Visit.model_validate(data), counts
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of known values, longest first; ASCII ones as whole words in any case."""
+    parts = []
+    for value in sorted((v for v in values if len(v) >= 2), key=len, reverse=True):
+        part = re.escape(value)
+        if value.isascii():  # "Smith" but not "Smithfield"
+            part = rf"(?i:(?<![A-Za-z0-9]){part}(?![A-Za-z0-9]))"
+        parts.append(part)
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _known(text: str, values: tuple[str, ...], kind: str, tally: Counter[str]) -> str:
+    lowered = text.lower()
+    present = tuple(v for v in values if v.lower() in lowered)  # compile only for values that occur
+    pattern = _known_pattern(present) if present else None
+    if pattern is None:
+        return text
+    text, n = pattern.subn(PLACEHOLDER[kind], text)
+    tally[kind] += n
+    return text
+
+
+# Clinical records repeat short strings ("复诊", "bid", a chief complaint echoed in history):
+# the pattern pass is a pure function of (text, shift), so it is computed once per pair.
+@functools.lru_cache(maxsize=1 << 15)
+def _scrub_patterns(text: str, offset: int | None) -> tuple[str, tuple[tuple[str, int], ...]]:
+    tally: Counter[str] = Counter()
+    if "@" in text:
+        text = _sub(_EMAIL, text, "email", tally)
+    if any(c.isdigit() for c in text):
+        text = _sub(_MRN_LABEL, text, "mrn", tally, group=3)
+        text = _RESIDENT_ID.sub(lambda m: _ident(m, tally), text)
+        text = _sub(_CODE, text, "mrn", tally)
+        text = _sub(_SSN, text, "ssn", tally)
+        for pattern in _PHONES:
+            text = _sub(pattern, text, "phone", tally, group=3 if pattern.groups == 3 else 0)
+        if _LETTERS.search(text):
+            text = _WORD_DATES.sub(lambda m: _shift_match(m, offset, tally), text)
+        text = _NUM_DATES.sub(lambda m: _shift_match(m, offset, tally), text)
+        text = _AGES[0].sub(lambda m: _cap_age(m, 1, tally), text)
+        text = _AGES[1].sub(lambda m: _cap_age(m, 2, tally), text)
+        text = _sub(_LONG_NUMBER, text, "long_number", tally)
+    for pattern in _ADDRESSES:
+        text = _sub(pattern, text, "address", tally, group=2 if pattern.groups == 2 else 0)
+    if len(text) > 1:
+        for pattern, group in _NAMES:
+            text = _sub(pattern, text, "name", tally, group=group)
+    return text, tuple(tally.items())
 
 
 def _name_parts(names: Iterable[str]) -> list[str]:
@@ -317,7 +351,7 @@ def _month(name: str) -> int:
 
 
 def _shift_match(m: re.Match[str], offset: int | None, tally: Counter[str]) -> str:
-    kind = next(k for k in ("dmy", "mdy", "my", "zh", "zhm", "iso", "us", "c") if m[k])
+    kind = next(k for k in ("dmy", "mdy", "my", "zh", "zhm", "iso", "us", "c") if m.groupdict().get(k))
     g = {name[len(kind) + 1 :]: value for name, value in m.groupdict().items() if name.startswith(kind + "_")}
     try:
         month = _month(g["m"]) if kind in ("dmy", "mdy", "my") else int(g["m"])

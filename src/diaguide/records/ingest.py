@@ -89,6 +89,8 @@ def ingest_command(
     the_mapping = load_mapping(mapping) if mapping and fmt != "fhir" else None
     out_path = Path(out)
     files, missing = _expand(paths, fmt, exclude=out_path)
+    if any(f.resolve() == out_path.resolve() for f in files):
+        raise ConfigError("is also an input; writing it would destroy what is read", source=str(out_path))
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         stream = open(out_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
@@ -173,8 +175,11 @@ def _fhir_names(path: Path) -> set[str]:
     return names
 
 
-def _pick_mapping(path: Path, fmt: str) -> Mapping:
-    """The shipped mapping whose columns the file has, for calls without --mapping."""
+def _pick_mapping(path: Path, fmt: str) -> Mapping | None:
+    """The shipped mapping whose columns the file has, for calls without --mapping.
+
+    None: the file already holds Visits (a visits.jsonl or cohort records), read as they are.
+    """
     from diaguide.records.tabular import iter_rows
 
     header: list[str] = []
@@ -182,6 +187,8 @@ def _pick_mapping(path: Path, fmt: str) -> Mapping:
         if not isinstance(cells, InputError):
             header = columns
             break
+    if fmt == "jsonl" and ({"visit_id", "patient_id", "date"} <= set(header) or "visit" in header):
+        return None
     for name in shipped_mappings():
         candidate = load_mapping(name)
         if set(candidate.columns()) <= set(header):
@@ -193,37 +200,30 @@ def _pick_mapping(path: Path, fmt: str) -> Mapping:
     )
 
 
+@dataclasses.dataclass
+class _Spill:
+    """Visits parked on disk until every file is read, with the byte offsets of each patient's."""
+
+    file: IO[bytes]
+    index: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    names: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    seen: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+
+
 def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _Run, bar: tqdm) -> None:
     from diaguide.records.history import attach_history
-    from diaguide.records.tabular import read_tabular
 
-    index: dict[str, list[int]] = {}  # patient id -> byte offsets of its visits in the spill file
-    names: dict[str, set[str]] = {}
-    seen: set[tuple[str, str]] = set()
-    with tempfile.TemporaryFile("w+b", prefix="diaguide-ingest-") as spill:
+    with tempfile.TemporaryFile("w+b", prefix="diaguide-ingest-") as spill_file:
+        spill = _Spill(spill_file)
         for path in files:
             run.files += 1
             done = bar.n
             try:
                 file_mapping = mapping or _pick_mapping(path, fmt)
-                moved = lambda pos, d=done: bar.update(max(0, d + pos - bar.n))  # noqa: E731
-                for result in read_tabular(path, fmt, file_mapping, progress=moved if not bar.disable else None):
-                    for warning in result.warnings:
-                        run.warn(f"{path} row {result.row}: {warning}")
-                    if result.error is not None:
-                        run.rows_failed += 1
-                        run.problem(result.error.line())
-                        continue
-                    visit = result.visit
-                    assert visit is not None
-                    key = (visit.patient_id, visit.visit_id)
-                    if key in seen:
-                        run.warn(f"{path} row {result.row}: repeats the id of an earlier visit; the first is kept")
-                        continue
-                    seen.add(key)
-                    index.setdefault(visit.patient_id, []).append(spill.tell())
-                    names.setdefault(visit.patient_id, set()).update(result.names)
-                    spill.write(visit.model_dump_json().encode("utf-8") + b"\n")
+                if file_mapping is None:
+                    _ingest_visit_lines(path, run)
+                else:
+                    _spill_rows(path, fmt, file_mapping, spill, run, bar)
             except InputError as exc:
                 run.files_failed += 1
                 run.problem(exc.line() if exc.source else f"{path}: {exc.line()}")
@@ -231,10 +231,55 @@ def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _
                 run.files_failed += 1
                 run.problem(f"{path}: cannot read: {exc.strerror}")
             bar.update(max(0, done + path.stat().st_size - bar.n))
-        for patient_id, offsets in index.items():
-            visits = list(_read_back(spill, offsets))
-            for visit in attach_history(visits):
-                run.write(visit, names.get(patient_id, ()))
+        # a patient's visits may sit in several files (monthly exports): history is attached at the end
+        for patient_id, offsets in spill.index.items():
+            for visit in attach_history(list(_read_back(spill.file, offsets))):
+                run.write(visit, spill.names.get(patient_id, ()))
+
+
+def _spill_rows(path: Path, fmt: str, mapping: Mapping, spill: _Spill, run: _Run, bar: tqdm) -> None:
+    from diaguide.records.tabular import read_tabular
+
+    where = "row" if fmt == "csv" else "line"
+    start = bar.n
+    moved = (lambda pos: bar.update(max(0, start + pos - bar.n))) if not bar.disable else None
+    for result in read_tabular(path, fmt, mapping, progress=moved):
+        for warning in result.warnings:
+            run.warn(f"{path} {where} {result.row}: {warning}")
+        if result.error is not None or result.visit is None:
+            run.rows_failed += 1
+            run.problem(result.error.line() if result.error else f"{path} {where} {result.row}: unreadable")
+            continue
+        visit = result.visit
+        key = (visit.patient_id, visit.visit_id)
+        if key in spill.seen:
+            run.warn(f"{path} {where} {result.row}: repeats the id of an earlier visit; the first is kept")
+            continue
+        spill.seen.add(key)
+        spill.index.setdefault(visit.patient_id, []).append(spill.file.tell())
+        spill.names.setdefault(visit.patient_id, set()).update(result.names)
+        spill.file.write(visit.model_dump_json().encode("utf-8") + b"\n")
+
+
+def _ingest_visit_lines(path: Path, run: _Run) -> None:
+    """A visits.jsonl (or cohort visits.jsonl) read line by line, e.g. to de-identify it; history is kept."""
+    from diaguide.records.io import visit_from_json
+
+    with open(path, encoding="utf-8-sig") as stream:
+        try:
+            for i, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    run.write(visit_from_json(json.loads(line), f"{path} line {i}"))
+                except json.JSONDecodeError as exc:
+                    run.rows_failed += 1
+                    run.problem(f"{path} line {i}: not valid JSON: {exc.msg}")
+                except InputError as exc:
+                    run.rows_failed += 1
+                    run.problem(exc.line())
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text part-way through", source=str(path)) from None
 
 
 def _read_back(spill: IO[bytes], offsets: list[int]) -> Iterator[Visit]:

@@ -73,6 +73,8 @@ def _encoding_of(head: bytes, path: Path) -> str:
         return "utf-16"  # Excel's "Unicode text" export
     if not head.strip():
         raise InputError("empty file", source=str(path))
+    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # xlsx (zip) and xls (OLE) workbooks
+        raise InputError("an Excel workbook, not CSV text; save it as CSV (UTF-8) first", source=str(path))
     controls = sum(1 for b in head if b < 0x20 and b not in (9, 10, 13))
     if b"\x00" in head or controls > len(head) // 100:
         raise InputError("binary data, not a CSV/JSONL text export", source=str(path))
