@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from diaguide.errors import ConfigError
 from diaguide.knowledge.guideline import recommend
@@ -255,3 +257,57 @@ def test_older_adult_with_hypoglycaemia_stops_sulfonylurea_and_reduces_insulin()
 def test_negated_history_is_not_a_diagnosis():
     plan = recommend(_visit(hba1c=6.8, past="No heart failure, denies coronary disease. 否认冠心病。"))
     assert _action(plan, "sglt2i") is None and _action(plan, "glp1ra") is None
+
+
+def test_above_goal_on_a_glp1ra_the_next_step_is_basal_insulin():
+    plan = recommend(_visit(hba1c=8.6, meds=(("metformin", "metformin"), ("semaglutide", "glp1ra", "1 mg"))))
+    assert _action(plan, "basal_insulin") == "start"
+    assert _action(plan, "dpp4i") is None  # no DPP-4i on top of a GLP-1 RA
+
+
+def test_above_goal_on_premixed_insulin_titrates_it():
+    plan = recommend(_visit(hba1c=8.4, meds=(("metformin", "metformin"), ("NovoMix 30", "premixed_insulin", "20 U"))))
+    assert _action(plan, "premixed_insulin") == "adjust"
+    assert not [m for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES]
+
+
+# --- robustness: any visit gets a plan, every order is explained ------------------------
+
+_TEXTS = ["", "No CAD. Denies HF.", "MI 2019, CABG", "心衰，NYHA III", "怀孕12周", "MEN2A", "frail, falls", "dementia",
+          "lost 5 kg", "初诊", "hypoglycaemia x2", "alcohol abuse", "cirrhosis", "Crohn disease", "胰腺炎病史"]  # fmt: skip
+_CLASSES = ["metformin", "sglt2i", "glp1ra", "dpp4i", "sulfonylurea", "tzd", "agi", "basal_insulin",
+            "prandial_insulin", "premixed_insulin", "acei", "arb", "statin", "other"]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    age=st.integers(18, 99),
+    sex=st.sampled_from(["male", "female", "unknown"]),
+    bmi=st.one_of(st.none(), st.floats(15, 60)),
+    hba1c=st.one_of(st.none(), st.floats(4.5, 16)),
+    egfr=st.one_of(st.none(), st.floats(5, 130)),
+    uacr=st.one_of(st.none(), st.floats(0, 3000)),
+    fpg=st.one_of(st.none(), st.floats(40, 600)),
+    text=st.sampled_from(_TEXTS),
+    codes=st.lists(
+        st.sampled_from(["E10.9", "E11.9", "I50.9", "I25.2", "N18.4", "K76.0", "E31.22", "O24.1"]), max_size=3
+    ),
+    classes=st.lists(st.sampled_from(_CLASSES), max_size=5),
+    language=st.sampled_from(["en", "zh"]),
+    region=st.sampled_from(["ada", "cds"]),
+)
+def test_any_visit_gets_an_explained_plan(
+    age, sex, bmi, hba1c, egfr, uacr, fpg, text, codes, classes, language, region
+):
+    meds = tuple((f"drug-{c}", c, "10 mg") for c in classes)
+    visit = _visit(age=age, sex=sex, bmi=26.0, hba1c=hba1c, egfr=egfr, uacr=uacr, fpg=fpg, meds=meds, past=text,
+                   codes=tuple(codes), language=language)  # fmt: skip
+    visit.patient.bmi = bmi
+    plan = recommend(visit, region=region)
+    assert all(m.reason.endswith(")") for m in plan.medications)  # every decision cites a source
+    assert all(lab.loinc and lab.reason for lab in plan.labs)
+    assert len(plan.medications) >= len(classes)  # every current drug is accounted for
+    started = [m.drug_class for m in plan.medications if m.action == "start"]
+    assert len(started) == len(set(started))
+    if sex != "male" and ("O24.1" in codes or "怀孕" in text):  # a pregnancy code on a man is not read as one
+        assert not {"acei", "arb", "statin", "sglt2i", "glp1ra"} & set(started)

@@ -108,6 +108,14 @@ class _Builder:
         )
         return kept or any(c in self.started for c in classes)
 
+    def kept(self, *classes: str) -> set[str]:
+        """Classes of the current drugs that the plan keeps (not stopped, not newly started)."""
+        return {
+            c
+            for i, (_m, c) in enumerate(self.current)
+            if c in classes and not (i in self.decided and self.decided[i].action == "stop")
+        }
+
     def stopped(self, cls: str) -> bool:
         return any(self.decided.get(i) and self.decided[i].action == "stop" for i in self.meds_of(cls))
 
@@ -375,8 +383,13 @@ def _type2(b: _Builder) -> None:
     gap = f.hba1c - b.goal  # type: ignore[operator]
     needed = 2 if f.new_diagnosis and gap >= b.t("early_combination_above_goal") else 1
     added = sum(c in GLUCOSE_LOWERING_CLASSES for c in b.started)
-    if added < needed and b.active("basal_insulin") and b.adjust(("basal_insulin",), "insulin_titrate"):
+    on_insulin = ("basal_insulin", "premixed_insulin")
+    if added < needed and b.active(*on_insulin) and b.adjust(on_insulin, "insulin_titrate"):
         added += 1
+    # Above goal on a GLP-1 RA, or on three other agents: basal insulin is the next step (ADA Figure 9.4).
+    taking = b.kept(*NON_INSULIN)
+    if added < needed and not b.active(*INSULINS) and (taking & {"glp1ra", "gip_glp1ra"} or len(taking) >= 3):
+        added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
     key = "intensify_order_older" if f.older else "intensify_order"
     rule = "early_combination" if needed == 2 else "intensify"
     for cls in b.cfg[key]["value"]:
