@@ -34,7 +34,7 @@ _FAMILY = re.compile(
     r"\b(family history|FHx|mother|father|sister|brother|parent)s?\b|家族史|父亲|母亲|父母|兄弟|姐妹|其父|其母",
     re.IGNORECASE,
 )
-_CLAUSE = re.compile(r"[.;,:\n。；，：]")
+_CLAUSE = re.compile(r"[.;,:\n。；，：]|\bbut\b|\bhowever\b|但|然而", re.IGNORECASE)
 _NO_CAUSE = re.compile(r"无明显诱因|无诱因")  # "without obvious cause" is not a negation of what follows
 
 
@@ -340,7 +340,13 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     pregnant = p.sex != "male" and (p.pregnant or has_condition(visit, "pregnancy", texts))
     on_glucose_lowering = any(c in GLUCOSE_LOWERING_CLASSES for c in current)
     treated_before = any(medication_class(m) in GLUCOSE_LOWERING_CLASSES for h in visit.history for m in h.medications)
-    duration = mentions(texts, [r"diabet\w*.{0,20}\d+\s*(years?|yrs?|months?)", r"糖尿病.{0,6}\d+\s*(余年|年|个月)"])
+    duration = mentions(
+        texts,
+        [
+            r"(diabet\w*|\bT[12]DM?\b|\bDM\b).{0,20}?\d+\s*(years?|yrs?|y\b|months?|mo\b)",
+            r"糖尿病.{0,6}\d+\s*(余年|年|个月)",
+        ],
+    )
     new_dx = has_condition(visit, "new_diagnosis", texts) or not (
         on_glucose_lowering or treated_before or visit.history or duration
     )

@@ -370,9 +370,9 @@ def _type2(b: _Builder) -> None:
         order = ("sglt2i", "glp1ra") if kidney or f.heart_failure else ("glp1ra", "sglt2i")
         _ = b.start(order[0], "cardio_ascvd") or b.start(order[1], "cardio_ascvd")
 
-    # Weight is a treatment goal of its own; at goal and stable, it waits for the next change.
+    # Weight is a treatment goal of its own, whatever the HbA1c (ADA 2025 Figure 9.3, §4.23 for MASLD).
     weight_rule = "weight_obesity" if f.obesity else "weight_masld" if f.masld and f.overweight else None
-    wants_weight = weight_rule and (above or f.new_diagnosis) and not b.active("glp1ra", "gip_glp1ra")
+    wants_weight = weight_rule and not b.active("glp1ra", "gip_glp1ra")
     if wants_weight and not (b.start("glp1ra", weight_rule) or b.start("gip_glp1ra", weight_rule)):
         b.prompt("weight_no_glp1")
         if f.masld and above:
