@@ -14,6 +14,7 @@ to the whole set. It is marked as an extrapolation in the JSON.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import multiprocessing as mp
 import random
@@ -211,10 +212,11 @@ def synthea_like_bundle(seed: int, encounters: int, claim_items: int = 6) -> dic
         ),
     ]
     day = 0
+    gap = max(7, 20 * 365 // encounters)  # ~20 years of care, denser for the sicker (bigger) patients
     hba1c = rng.uniform(6.5, 9.5)
     for k in range(encounters):
-        day += rng.randint(60, 120)
-        when = f"{2005 + day // 365:04d}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d}T09:00:00+00:00"
+        day += rng.randint(gap // 2, gap * 3 // 2)
+        when = (dt.date(2005, 1, 1) + dt.timedelta(days=day)).isoformat() + "T09:00:00+00:00"
         enc = _uuid(rng)
         amb = rng.random() > 0.1
         entries.append(
@@ -289,12 +291,14 @@ def synthea_like_bundle(seed: int, encounters: int, claim_items: int = 6) -> dic
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def write_bundles(folder: Path, megabytes: float, per_file_mb: float) -> list[Path]:
-    """Write Synthea-style bundles totalling about `megabytes` into `folder`."""
+def write_bundles(folder: Path, megabytes: float, file_mb: tuple[float, ...]) -> list[Path]:
+    """Write Synthea-style bundles totalling about `megabytes` into `folder`, one patient per file,
+    file sizes cycling through `file_mb` (patients differ: a few huge records, many smaller ones)."""
     paths: list[Path] = []
     total, seed = 0.0, 0
-    encounters = max(8, int(per_file_mb * 1e6 / 52_000))  # ~52 kB of indented JSON per encounter
     while total < megabytes * 0.98:
+        target = min(file_mb[seed % len(file_mb)], megabytes - total + 0.5)
+        encounters = max(8, int(target * 1e6 / 52_000))  # ~52 kB of indented JSON per encounter
         path = folder / f"patient_{seed:03d}.json"
         with path.open("w", encoding="utf-8") as fh:
             json.dump(synthea_like_bundle(seed, encounters), fh, indent=2)
@@ -366,11 +370,11 @@ def bench_ingest(out: str, quick: bool = False) -> int:
     import diaguide
     from diaguide.bench import machine_info
 
-    megabytes, per_file = (2.0, 1.0) if quick else (100.0, 12.5)
+    megabytes, file_mb = (2.0, (1.0,)) if quick else (100.0, (30.0, 4.0, 12.0, 6.0, 20.0, 3.0, 9.0, 5.0, 15.0))
     with tempfile.TemporaryDirectory(prefix="diaguide-bench-ingest-") as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        paths = write_bundles(folder, megabytes, per_file)
+        paths = write_bundles(folder, megabytes, file_mb)
         generate_s = time.perf_counter() - t0
         sizes = [p.stat().st_size / 1e6 for p in paths]
         total_mb = sum(sizes)
