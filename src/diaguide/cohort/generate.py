@@ -176,8 +176,12 @@ def _with_history(visits: list[Visit]) -> list[Visit]:
     return attach_history(visits)
 
 
-def cohort_command(patients: int, seed: int, lang: str, out: str, fhir: bool = False) -> int:
-    """`diaguide cohort`: write visits.jsonl, summary.json, optionally FHIR bundles and agreement.json."""
+def cohort_command(patients: int, seed: int, lang: str, out: str, fhir: bool = False, agreement: bool = True) -> int:
+    """`diaguide cohort`: write visits.jsonl, summary.json, optionally FHIR bundles, and agreement.json.
+
+    `agreement` runs the guideline engine and safety checker over every visit (the slow part:
+    about 0.1 s a visit on this machine); tests of the generator turn it off.
+    """
     cohort = build_cohort(patients, seed, lang)
     folder = Path(out)
     try:
@@ -198,7 +202,7 @@ def cohort_command(patients: int, seed: int, lang: str, out: str, fhir: bool = F
         write_bundles([g.record for g in cohort], folder / "fhir")
     from diaguide.cohort.report import agreement_report
 
-    report = agreement_report(cohort)
+    report = agreement_report(cohort) if agreement else None
     if report is not None:
         _write_json(folder / "agreement.json", report)
     print(f"cohort: {patients} patients, {len(cohort)} visits -> {folder}", file=sys.stderr)

@@ -32,6 +32,8 @@ REASONS = {
     "hypo_stop": ("hypoglycaemia risk in older adult, stop", "老年低血糖风险，停用"),
     "beers_glyburide": ("avoid glyburide over 65 (Beers)", "老年人避免格列本脲"),
     "replace_glyburide": ("shorter-acting SU instead of glyburide", "换用短效磺脲类"),
+    "duplicate_dpp4i": ("no added benefit with a GLP-1 RA", "与GLP-1受体激动剂合用无获益"),
+    "duplicate_su": ("two sulfonylureas, keep one", "两种磺脲类，保留一种"),
     "replace_dpp4i": ("switching to GLP-1 RA", "换用GLP-1受体激动剂"),
     "insulin_replaces_su": ("stop SU when starting premixed insulin", "起始预混胰岛素，停磺脲类"),
     "pregnancy_insulin": ("pregnancy, insulin preferred", "妊娠期，首选胰岛素"),

@@ -62,6 +62,7 @@ def _common(ctx: Context, goal: float) -> tuple[Decision, bool]:
     if ctx.type1:
         _type1(ctx, d)
         return d, True
+    _reconcile(ctx, d)
     met = ctx.on("metformin")
     if met and ctx.egfr < 30:
         d.stop(met, "renal_stop")  # FDA 2016: contraindicated below eGFR 30
@@ -74,6 +75,15 @@ def _common(ctx: Context, goal: float) -> tuple[Decision, bool]:
         d.stop("glyburide", "beers_glyburide")
         d.start("glipizide", "replace_glyburide")
     return d, False
+
+
+def _reconcile(ctx: Context, d: Decision) -> None:
+    """Undo pointless pairs found on the medication list (often another prescriber's)."""
+    if any(class_of(k) in INCRETIN for k in ctx.state.meds):
+        d.stop_class("dpp4i", "duplicate_dpp4i")  # no added lowering with a GLP-1 RA (ADA §9)
+    sus = [k for k in ctx.state.meds if class_of(k) == "sulfonylurea"]
+    for key in sus[1:]:
+        d.stop(key, "duplicate_su")
 
 
 def _monitoring(ctx: Context, d: Decision) -> None:
@@ -157,7 +167,7 @@ def guideline_strict(ctx: Context) -> Decision:
     if ctx.a1c > d.goal and not d.changed():
         if ctx.a1c >= 10:
             _add_basal_or_titrate(ctx, d)
-        elif ctx.on("metformin") and d.titrate(ctx.on("metformin"), "titrate"):  # type: ignore[arg-type]
+        elif ctx.on("metformin") and ctx.egfr >= 45 and d.titrate(ctx.on("metformin"), "titrate"):  # type: ignore[arg-type]
             pass
         elif not any(d.has_class(c) for c in INCRETIN) and not d.has_class("dpp4i"):
             d.start(_pick(ctx, GLP1_ZH if ctx.zh else GLP1_EN), "above_goal")
@@ -240,7 +250,8 @@ def acarbose_first(ctx: Context) -> Decision:
                 d.stop_class("sulfonylurea", "insulin_replaces_su")
                 d.start("insulin_aspart30", "insulin_high_a1c", units=max(12, round(0.25 * ctx.weight)))
         elif not d.has_class("sulfonylurea") and not d.has_class("dpp4i"):
-            d.start("gliclazide" if ctx.age < 70 else "sitagliptin", "above_goal")
+            older_pick = "sitagliptin" if not any(d.has_class(c) for c in INCRETIN) else "gliclazide"
+            d.start("gliclazide" if ctx.age < 70 else older_pick, "above_goal")
         else:
             d.remarks.append("lifestyle")
     if ctx.a1c <= d.goal and not d.changed():
@@ -264,7 +275,7 @@ def insulin_early(ctx: Context) -> Decision:
             d.start("insulin_aspart", "overbasal", units=4)  # ADA §9: >0.5 U/kg suggests over-basalisation
         else:
             _add_basal_or_titrate(ctx, d)
-    elif ctx.a1c > d.goal and ctx.on("metformin"):
+    elif ctx.a1c > d.goal and ctx.on("metformin") and ctx.egfr >= 45:  # no up-titration below eGFR 45
         d.titrate(ctx.on("metformin"), "titrate")  # type: ignore[arg-type]
     if ctx.a1c <= d.goal and not d.changed():
         d.remarks.append("at_goal")
