@@ -137,7 +137,7 @@ async def _plan_cards(
 ) -> list:
     result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings)
     ENGINE_SECONDS.observe(result.engine_ms / 1000)
-    narrative = ctx.narratives.ensure(result.record_hash, visit, result.plan)
+    narrative = await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     rec = Recommendation(
         id=new_id(),
         channel="cds",

@@ -55,8 +55,7 @@ class NarrativeCache:
         self.store = store
         self.narrator = narrator
         self.model_version = model_version
-        # one worker: a model run uses every core it gets; queueing beats thrashing
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrative")
+        self._pool: ThreadPoolExecutor | None = None
         self._pending: set[str] = set()
         self._lock = threading.Lock()
 
@@ -74,7 +73,11 @@ class NarrativeCache:
             self._pending.add(record_hash)
         if row is None:
             self.store.put_narrative(record_hash, "pending", model_version=self.model_version)
-        self._pool.submit(self._run, record_hash, visit, plan)
+        with self._lock:
+            if self._pool is None:
+                # one worker: a model run uses every core it gets; queueing beats thrashing
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrative")
+            self._pool.submit(self._run, record_hash, visit, plan)
         return self.get(record_hash)
 
     def _run(self, record_hash: str, visit: Visit, plan: Plan) -> None:
@@ -103,4 +106,8 @@ class NarrativeCache:
             time.sleep(0.02)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._pending.clear()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

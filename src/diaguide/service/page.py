@@ -131,7 +131,7 @@ async def recommend(
         return _render(request, ctx, "index.html", viewer, status=400, samples=ctx.samples, error=exc.line())
     result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "page")
-    ctx.narratives.ensure(result.record_hash, visit, result.plan)
+    await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))
     return RedirectResponse(f"/page/recommendations/{row.id}", status_code=303)
 

@@ -154,7 +154,7 @@ async def create_recommendation(
     submitted = engine.plan_from_payload(payload, "request")
     result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "rest")
-    ctx.narratives.ensure(result.record_hash, visit, result.plan)
+    await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))
     return to_out(row)
 
