@@ -1,0 +1,254 @@
+"""The Plan under construction for one visit: one order per current drug, one per new class.
+
+knowledge/guideline.py decides; this module keeps the decisions consistent (a drug stopped
+is not continued, a class the patient cannot take is not started), names the drugs through
+the formulary, words every reason from guideline.yaml in the visit's language, and writes the
+treatment text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from diaguide.knowledge.conditions import Facts, knowledge, medication_class, region_config, threshold
+from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, MedicationOrder, Visit
+
+MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
+INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
+NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi")
+
+
+def drug_display_name(generic: str, name_zh: str, language: str) -> str:
+    """The name to write for a drug: the formulary's, in the visit's language."""
+    try:
+        from diaguide.knowledge.formulary import lookup
+    except ImportError:  # formulary not built yet: guideline.yaml carries both names
+        drug = None
+    else:
+        drug = lookup(generic)
+    if language == "zh":
+        return (drug.names_zh[0] if drug and drug.names_zh else None) or name_zh
+    return drug.name if drug else generic
+
+
+def _number(dose: str | None) -> tuple[float, str] | None:
+    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*(.*)", dose or "")
+    return (float(m.group(1)), m.group(2).strip()) if m else None
+
+
+def _scaled(dose: str | None, factor: float) -> str | None:
+    """`20 U` * 0.85 -> `17 U`; None when the dose is not a number."""
+    parsed = _number(dose)
+    if parsed is None:
+        return None
+    value = parsed[0] * factor
+    return f"{value:.0f} {parsed[1]}".strip() if value >= 2 else f"{value:g} {parsed[1]}".strip()
+
+
+class PlanBuilder:
+    """Collects the decisions for one visit: one order per current drug, one per new class."""
+
+    def __init__(self, visit: Visit, facts: Facts, region: str, goal: float | None):
+        self.visit, self.f, self.region, self.goal = visit, facts, region, goal
+        self.cfg = region_config(region)
+        self.lang = "zh" if visit.language == "zh" else "en"
+        self.current = [(m, medication_class(m)) for m in visit.medications]
+        self.decided: dict[int, MedicationOrder] = {}
+        self.started: dict[str, MedicationOrder] = {}
+        self.prompts: list[str] = []
+
+    # --- words ---
+    def t(self, name: str) -> Any:
+        return threshold(self.region, name)
+
+    def say(self, rule_id: str, **extra: Any) -> str:
+        """A rule's text in the visit's language, filled from the facts, with its source."""
+        rule = knowledge()["rules"][rule_id]
+        f = self.f
+        fields = {
+            "egfr": f.egfr, "hba1c": f.hba1c, "goal": self.goal, "bmi": f.bmi, "uacr": f.uacr, "age": f.age,
+            "alt": f.alt, "potassium": f.potassium, "glucose": f.glucose, "fpg": f.fpg, "creatinine": f.creatinine,
+            "sbp": self.visit.vitals.systolic_bp, "dbp": self.visit.vitals.diastolic_bp, "dose_note": "",
+        }  # fmt: skip
+        if self.lang == "zh":  # Chinese clinicians read glucose in mmol/L
+            for key in ("glucose", "fpg"):
+                if fields[key] is not None:
+                    fields[key] = round(fields[key] / MG_DL_PER_MMOL_L, 1)
+        kidney = [
+            f"eGFR {f.egfr:g}" if f.egfr is not None else "",
+            f"UACR {f.uacr:g} mg/g" if f.uacr is not None else "",
+        ]
+        fields["kidney"] = ", ".join(k for k in kidney if k)
+        fields.update(extra)
+        shown = {k: ("?" if v is None else f"{v:g}" if isinstance(v, float) else v) for k, v in fields.items()}
+        return f"{rule[self.lang].format_map(shown)} ({rule['source']})"
+
+    def prompt(self, rule_id: str, **extra: Any) -> None:
+        text = self.say(rule_id, **extra)
+        if text not in self.prompts:
+            self.prompts.append(text)
+
+    # --- state ---
+    def meds_of(self, *classes: str, name: str | None = None) -> list[int]:
+        return [
+            i
+            for i, (m, c) in enumerate(self.current)
+            if c in classes and (name is None or re.search(name, m.drug, re.IGNORECASE))
+        ]
+
+    def active(self, *classes: str) -> bool:
+        """On a drug of the class that is not being stopped, or starting one."""
+        kept = any(
+            self.decided.get(i, None) is None or self.decided[i].action != "stop" for i in self.meds_of(*classes)
+        )
+        return kept or any(c in self.started for c in classes)
+
+    def kept(self, *classes: str) -> set[str]:
+        """Classes of the current drugs that the plan keeps (not stopped, not newly started)."""
+        return {
+            c
+            for i, (_m, c) in enumerate(self.current)
+            if c in classes and not (i in self.decided and self.decided[i].action == "stop")
+        }
+
+    def stopped(self, cls: str) -> bool:
+        return any(self.decided.get(i) and self.decided[i].action == "stop" for i in self.meds_of(cls))
+
+    # --- decisions ---
+    def order(self, i: int, action: str, reason: str, dose: str | None = None, freq: str | None = None) -> None:
+        med, cls = self.current[i]
+        self.decided[i] = MedicationOrder(
+            drug=med.drug,
+            drug_class=cls if cls in DRUG_CLASSES else "other",
+            action=action,
+            dose=dose or med.dose,
+            frequency=freq or med.frequency,
+            reason=reason,
+        )
+
+    def stop(self, classes: tuple[str, ...] | list[str], rule_id: str, name: str | None = None, **extra: Any) -> None:
+        for i in self.meds_of(*classes, name=name):
+            if i not in self.decided or self.decided[i].action != "stop":
+                self.order(i, "stop", self.say(rule_id, drug=self.current[i][0].drug, **extra))
+
+    def adjust(
+        self, classes: tuple[str, ...] | list[str], rule_id: str, factor: float | None = None, **extra: Any
+    ) -> bool:
+        done = False
+        for i in self.meds_of(*classes):
+            if i in self.decided:
+                continue
+            dose = _scaled(self.current[i][0].dose, factor) if factor else None
+            self.order(i, "adjust", self.say(rule_id, **extra), dose=dose)
+            done = True
+        return done
+
+    def blocked(self, cls: str) -> str | None:
+        """The rule that forbids starting this class for this patient, if any."""
+        f = self.f
+        if cls in f.allergy_classes:
+            return "allergy"
+        if f.pregnant and cls not in INSULINS:
+            return "pregnancy_stop"
+        if f.diabetes_type == "1" and cls in NON_INSULIN:
+            return "type1_no_oral"
+        egfr = f.egfr
+        if cls == "metformin":
+            if egfr is None:
+                return "missing_egfr"
+            if egfr < self.t("metformin_start_min_egfr"):
+                return "metformin_no_start"
+            if f.hepatic_impairment or f.alcohol_abuse:
+                return "metformin_liver"
+        if cls == "sglt2i":
+            if egfr is None:
+                return "missing_egfr"
+            if egfr < self.t("sglt2i_start_min_egfr") or f.dialysis:
+                return "sglt2i_low_egfr"
+        if cls in ("glp1ra", "gip_glp1ra", "dpp4i"):
+            if f.men2_mtc and cls != "dpp4i":
+                return "men2_no_glp1"
+            if f.pancreatitis:
+                return "pancreatitis_no_incretin"
+        if cls == "dpp4i" and self.active("glp1ra", "gip_glp1ra"):
+            return "dpp4i_with_glp1"
+        if cls == "tzd" and (f.heart_failure or f.hepatic_impairment):
+            return "hf_no_tzd"
+        if cls == "tzd" and self.active(*INSULINS):
+            return "tzd_insulin"
+        if cls in ("sulfonylurea", "glinide") and (f.older or f.recent_hypo):
+            return "no_su_older"
+        if cls == "agi" and (f.bowel_disease or f.hepatic_impairment):
+            return "acarbose_bowel"
+        if cls == "agi" and egfr is not None and egfr < self.t("acarbose_stop_below_egfr"):
+            return "acarbose_renal_stop"
+        if cls == "statin" and f.hepatic_impairment:
+            return "statin_liver"
+        if cls in ("acei", "arb") and f.potassium is not None and f.potassium > 5.5:
+            return "hyperkalaemia"
+        return None
+
+    def start(self, cls: str, rule_id: str, agent: str | None = None, dose: str | None = None, **extra: Any) -> bool:
+        """Start the class's preferred agent unless the patient has one or a rule forbids it."""
+        if self.active(cls) or cls in self.started:
+            return False
+        why = self.blocked(cls)
+        if why:
+            if why == "missing_egfr":
+                self.prompt(why)
+            return False
+        spec = self.cfg["agents"][agent or cls]
+        self.started[cls] = MedicationOrder(
+            drug=drug_display_name(spec["drug"], spec["name_zh"], self.lang),
+            drug_class=cls,
+            action="start",
+            dose=dose or spec["dose"],
+            frequency=spec["freq_zh" if self.lang == "zh" else "freq_en"],
+            reason=self.say(rule_id, **extra),
+        )
+        return True
+
+    def orders(self, continue_rule: str) -> list[MedicationOrder]:
+        out = []
+        for i, (_med, cls) in enumerate(self.current):
+            if i not in self.decided:
+                rule = continue_rule if cls in GLUCOSE_LOWERING_CLASSES else "continue_current"
+                self.order(i, "continue", self.say(rule))
+            out.append(self.decided[i])
+        return out + list(self.started.values())
+
+
+_VERBS = {
+    "en": {"start": "start", "continue": "continue", "adjust": "adjust", "stop": "stop"},
+    "zh": {"start": "起始", "continue": "继续", "adjust": "调整", "stop": "停用"},
+}
+
+
+def treatment_text(b: PlanBuilder, goal_reason: str, orders: list[MedicationOrder], changing: bool) -> str:
+    f, zh = b.f, b.lang == "zh"
+    if b.goal is None:
+        parts = [f"不设HbA1c目标：{goal_reason}。" if zh else f"No HbA1c goal: {goal_reason}."]
+    else:
+        parts = [
+            f"HbA1c控制目标<{b.goal:.1f}%：{goal_reason}。" if zh else f"HbA1c goal <{b.goal:.1f}%: {goal_reason}."
+        ]
+    if f.hba1c is None:
+        parts.append("无HbA1c结果。" if zh else "No HbA1c on file.")
+    else:
+        at = b.goal is None or f.hba1c < b.goal
+        if zh:
+            parts.append(f"目前HbA1c {f.hba1c:g}%，{'已达标' if at else '未达标'}。")
+        else:
+            parts.append(f"Current HbA1c {f.hba1c:g}%: {'at goal' if at else 'above goal'}.")
+    verbs = _VERBS[b.lang]
+    steps = [
+        " ".join(x for x in (verbs[o.action], o.drug, o.dose if o.action != "stop" else None, o.frequency
+                             if o.action != "stop" else None) if x)
+        for o in orders
+    ]  # fmt: skip
+    if steps:
+        parts.append(("治疗：" + "；".join(steps) + "。") if zh else ("Plan: " + "; ".join(steps) + "."))
+    months = 3 if changing else 6
+    parts.append(f"{months}个月后复诊。" if zh else f"Review in {months} months.")
+    return "".join(parts) if zh else " ".join(parts)
