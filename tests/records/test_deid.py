@@ -160,6 +160,7 @@ def test_deterministic_for_a_salt_and_different_across_salts():
     "text",
     [
         "患者于今日来诊，心前区疼痛，患者高血压病史10年，HbA1c 7.8%，空腹血糖7.8 mmol/L，BP 130/80 mmHg。",
+        "患者陈述近期明显消瘦，余无不适，平时饮食不规律。",
         "Patient is a 65-year-old man on metformin 1000 mg twice daily; eGFR 58, UACR 30 mg/g, E11.9.",
     ],
 )
@@ -183,6 +184,10 @@ def test_clinical_text_without_identifiers_is_left_alone(text):
         ("1 Infinite Loop, Cupertino, CA 95014", "Infinite"),
         ("first seen March 3, 2021", "March 3, 2021"),
         ("since 3 Mar 2021", "3 Mar 2021"),
+        ("seen 23/05/2023 in Leeds", "23/05/2023"),  # day first
+        ("复查日期 2023-02-30", "2023-02-30"),  # a typo is still a date
+        ("女儿王芳陪同就诊", "王芳"),
+        ("患者宋江因口干多饮就诊", "宋江"),
     ],
 )
 def test_patterns_find_identifiers(text, gone):
@@ -207,3 +212,11 @@ def test_dates_without_a_patient_become_placeholders():
 def test_a_salt_is_required():
     with pytest.raises(ConfigError, match="DIAGUIDE_DEID_SALT"):
         Deidentifier("")
+
+
+def test_known_identifiers_from_source_columns_are_removed():
+    deid = Deidentifier("s")
+    visit = planted_visit().model_copy(update={"chief_complaint": "家庭地址 幸福小区7幢 电话 8a-77-19"})
+    out, counts = deid.deidentify_visit(visit, known_identifiers=["幸福小区7幢", "8a-77-19"])
+    assert "幸福小区" not in out.chief_complaint and "8a-77-19" not in out.chief_complaint
+    assert counts["identifier"] == 2

@@ -187,3 +187,32 @@ def test_parse_date_formats():
     assert str(parse_date("2023/05/03 09:30:00", formats)) == "2023-05-03"
     with pytest.raises(ValueError):
         parse_date("03-05-2023x", formats)
+
+
+def _custom_mapping(tmp_path, extra: str) -> Path:
+    path = tmp_path / "m.yaml"
+    path.write_text("visit_id: id\npatient_id: pid\ndate: day\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_snomed_codes_icd10_normalisation_and_pregnancy_from_codes(tmp_path):
+    mapping = _custom_mapping(tmp_path, "diagnoses: {column: dx, system: snomed}\n")
+    data = tmp_path / "x.csv"
+    data.write_text("id,pid,day,dx\nv1,p1,2024-01-02,44054006 Diabetes mellitus type 2\n", encoding="utf-8")
+    [row] = list(read_tabular(data, "csv", load_mapping(mapping)))
+    assert row.visit.diagnoses[0].system == "snomed" and row.visit.icd10_codes() == ["E11.9"]
+    mapping = _custom_mapping(tmp_path, "diagnoses: {column: dx, system: icd10}\n")
+    data.write_text("id,pid,day,dx\nv1,p1,2024-01-02,O24419;e119\n", encoding="utf-8")
+    [row] = list(read_tabular(data, "csv", load_mapping(mapping)))
+    assert row.visit.icd10_codes() == ["O24.419"]  # lower-case "e119" is not read as a code
+    assert row.visit.patient.pregnant  # gestational diabetes code, no pregnancy column
+
+
+def test_identifier_columns_are_read_for_deidentification_but_never_written(tmp_path):
+    mapping = _custom_mapping(tmp_path, "patient_name: name\nidentifiers: [id_no, phone]\nchief_complaint: cc\n")
+    data = tmp_path / "x.csv"
+    data.write_text("id,pid,day,name,id_no,phone,cc\nv1,p1,2024-01-02,赵六,A-778,555-0101,口干\n", encoding="utf-8")
+    [row] = list(read_tabular(data, "csv", load_mapping(mapping)))
+    assert row.names == ("赵六",) and row.identifiers == ("A-778", "555-0101")
+    dumped = row.visit.model_dump_json()
+    assert "赵六" not in dumped and "A-778" not in dumped and "555-0101" not in dumped

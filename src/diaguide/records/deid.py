@@ -36,6 +36,7 @@ PLACEHOLDER = {
     "long_number": "[NUMBER]",
     "ssn": "[SSN]",
     "date": "[DATE]",
+    "identifier": "[REDACTED]",
 }
 MAX_AGE = 90  # Safe Harbor: ages over 89 are aggregated into "90 or older"
 
@@ -52,6 +53,11 @@ _SURNAMES = (
 # After 患者/病人 these start ordinary clinical prose, not a name ("患者于…", "患者高血压…").
 _NOT_NAME = (
     "于因自无有近既今本平曾在已为诉以由经从及对服多反出现发感伴否主入来术外体口双右左全一二三四五六七八九十年男女血"
+)
+# ...and words that open with a surname character but are clinical prose ("患者陈述", "患者明显消瘦").
+_NOT_NAME_WORDS = (
+    "陈述|高龄|高热|高血|常规|明显|明确|尚可|时有|时常|全身|严重|黄疸|程度|管理|安静|方便|康复|应用|包括|任何|向来|成功"
+    "|文化|温度|叶酸|白天|白细胞|符合|关节|平时|经常|饮食|毛发|万一|余"
 )
 _MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_RE = r"\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\b"
@@ -120,8 +126,8 @@ _NAMES = [
     (re.compile(rf"((?:姓名|病人姓名|患者姓名|家属|联系人|配偶|医师|医生|签名)\s*[:：]\s*)([{_HAN}·]{{2,5}})"), 2),
     (
         re.compile(
-            rf"((?:患者|病人|病患|患儿)\s*[:：]?\s*)((?![{_NOT_NAME}])(?:{_SURNAMES})[{_HAN}]{{1,2}}?)"
-            rf"(?=[\s,，。:：;；(（]|[男女因于自诉今来反多无有既现近平曾]|$)"
+            rf"((?:患者|病人|病患|患儿|家属|配偶|丈夫|妻子|儿子|女儿|联系人)\s*[:：]?\s*)((?![{_NOT_NAME}]|{_NOT_NAME_WORDS})(?:{_SURNAMES})[{_HAN}]{{1,2}}?)"
+            rf"(?=[\s,，。:：;；(（]|[男女因于自诉今来反多无有既现近平曾陪代述称带送同说表在]|$)"
         ),
         2,
     ),
@@ -191,18 +197,21 @@ class Deidentifier:
         patient_id: str | None = None,
         known_names: Iterable[str] = (),
         identifiers: Iterable[str] = (),
+        known_identifiers: Iterable[str] = (),
         counts: Counter[str] | None = None,
     ) -> str:
         """Free text with identifiers replaced by placeholders and dates shifted for `patient_id`.
 
         Without a patient id, dates become `[DATE]`. `known_names` (from the source record)
-        and `identifiers` (its raw ids) are removed wherever they appear, pattern or not.
+        `identifiers` (its raw ids) and `known_identifiers` (ID number, phone, address columns of
+        the source) are removed wherever they appear, pattern or not.
         """
         if not text:
             return text
         tally = counts if counts is not None else Counter()
         ids = tuple(sorted({i.strip() for i in identifiers if i and len(i.strip()) >= 4}))
         text = _known(text, ids, "mrn", tally)
+        text = _known(text, tuple(sorted({v.strip() for v in known_identifiers if v})), "identifier", tally)
         text = _known(text, tuple(sorted(set(_name_parts(known_names)))), "name", tally)
         offset = self.shift_days(patient_id) if patient_id else None
         text, found = _scrub_patterns(text, offset)
@@ -211,25 +220,33 @@ class Deidentifier:
             self.counts.update(tally)
         return text
 
-    def deidentify_visit(self, visit: Visit, *, known_names: Iterable[str] = ()) -> tuple[Visit, Counter[str]]:
+    def deidentify_visit(
+        self, visit: Visit, *, known_names: Iterable[str] = (), known_identifiers: Iterable[str] = ()
+    ) -> tuple[Visit, Counter[str]]:
         """A de-identified copy of the visit and the count of what was replaced in it.
 
         Ids become salted hashes; every date (visit, labs, medications, history) moves by the
         patient's shift; every free-text string is scrubbed; an age over 89 becomes 90.
+        `known_names` and `known_identifiers` (from the source record) go wherever they appear.
         """
         counts: Counter[str] = Counter()
         pid = visit.patient_id
         ids = {pid, visit.visit_id, *(h.visit_id for h in visit.history if h.visit_id)}
-        names = list(known_names)
+        scrub = functools.partial(
+            self.scrub,
+            patient_id=pid,
+            known_names=list(known_names),
+            identifiers=ids,
+            known_identifiers=list(known_identifiers),
+            counts=counts,
+        )
         shift = dt.timedelta(days=self.shift_days(pid))
 
         def walk(value: Any, key: str = "") -> Any:
             if isinstance(value, dict):
                 out = {k: walk(v, k) for k, v in value.items()}
                 if out.get("system") == "text" and isinstance(out.get("code"), str):
-                    out["code"] = self.scrub(
-                        out["code"], patient_id=pid, known_names=names, identifiers=ids, counts=counts
-                    )
+                    out["code"] = scrub(out["code"])
                 return out
             if isinstance(value, list):
                 return [walk(v, key) for v in value]
@@ -240,7 +257,7 @@ class Deidentifier:
                 counts["date"] += 1
                 return value + shift
             if isinstance(value, str) and key not in _CODE_KEYS:
-                return self.scrub(value, patient_id=pid, known_names=names, identifiers=ids, counts=counts)
+                return scrub(value)
             return value
 
         data = walk(visit.model_dump(exclude={"patient_id"}))
@@ -353,13 +370,20 @@ def _month(name: str) -> int:
 def _shift_match(m: re.Match[str], offset: int | None, tally: Counter[str]) -> str:
     kind = next(k for k in ("dmy", "mdy", "my", "zh", "zhm", "iso", "us", "c") if m.groupdict().get(k))
     g = {name[len(kind) + 1 :]: value for name, value in m.groupdict().items() if name.startswith(kind + "_")}
+    month = _month(g["m"]) if kind in ("dmy", "mdy", "my") else int(g["m"])
+    year = int(g["y"]) if len(g["y"]) == 4 else 2000 + int(g["y"])
+    # month-year forms carry no day: shift their middle so the month moves like the others
+    day = int(g["d"]) if "d" in g else 15
+    day_first = kind == "us" and month > 12 >= day  # 23/05/2023 is day/month (European order)
+    if day_first:
+        month, day = day, month
     try:
-        month = _month(g["m"]) if kind in ("dmy", "mdy", "my") else int(g["m"])
-        year = int(g["y"]) if len(g["y"]) == 4 else 2000 + int(g["y"])
-        # month-year forms carry no day: shift their middle so the month moves like the others
-        date = dt.date(year, month, int(g["d"]) if "d" in g else 15)
+        date = dt.date(year, month, day)
     except ValueError:
-        return m[0]  # "2023-13-45" is not a date; leave it for the number rules
+        if not 1900 <= year <= 2100:
+            return m[0]  # "1234.56.78" is no date
+        tally["date"] += 1  # a date with a typo ("2023-02-30") still dates the patient
+        return PLACEHOLDER["date"]
     tally["date"] += 1
     if offset is None:
         return PLACEHOLDER["date"]
@@ -379,7 +403,8 @@ def _shift_match(m: re.Match[str], offset: int | None, tally: Counter[str]) -> s
         text = f"{new.year}{g['s']}{new.month:0{len(g['m'])}d}{g['s']}{new.day:0{len(g['d'])}d}"
     elif kind == "us":
         year = str(new.year) if len(g["y"]) == 4 else f"{new.year % 100:02d}"
-        text = f"{new.month:0{len(g['m'])}d}/{new.day:0{len(g['d'])}d}/{year}"
+        first, second = (new.day, new.month) if day_first else (new.month, new.day)
+        text = f"{first:0{len(g['m'])}d}/{second:0{len(g['d'])}d}/{year}"
     else:
         text = f"{new:%Y%m%d}"
     return text

@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -52,9 +52,9 @@ class _Run:
         if self.warnings <= SHOWN_WARNINGS:
             print(f"warning: {line}", file=sys.stderr)
 
-    def write(self, visit: Visit, names: tuple[str, ...] | set[str] = ()) -> None:
+    def write(self, visit: Visit, names: Iterable[str] = (), identifiers: Iterable[str] = ()) -> None:
         if self.deid is not None:
-            visit, _ = self.deid.deidentify_visit(visit, known_names=names)
+            visit, _ = self.deid.deidentify_visit(visit, known_names=names, known_identifiers=identifiers)
         self.out.write(visit.model_dump_json() + "\n")
         self.visits += 1
 
@@ -207,6 +207,7 @@ class _Spill:
     file: IO[bytes]
     index: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     names: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    identifiers: dict[str, set[str]] = dataclasses.field(default_factory=dict)
     seen: set[tuple[str, str]] = dataclasses.field(default_factory=set)
 
 
@@ -234,7 +235,7 @@ def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _
         # a patient's visits may sit in several files (monthly exports): history is attached at the end
         for patient_id, offsets in spill.index.items():
             for visit in attach_history(list(_read_back(spill.file, offsets))):
-                run.write(visit, spill.names.get(patient_id, ()))
+                run.write(visit, spill.names.get(patient_id, ()), spill.identifiers.get(patient_id, ()))
 
 
 def _spill_rows(path: Path, fmt: str, mapping: Mapping, spill: _Spill, run: _Run, bar: tqdm) -> None:
@@ -258,6 +259,7 @@ def _spill_rows(path: Path, fmt: str, mapping: Mapping, spill: _Spill, run: _Run
         spill.seen.add(key)
         spill.index.setdefault(visit.patient_id, []).append(spill.file.tell())
         spill.names.setdefault(visit.patient_id, set()).update(result.names)
+        spill.identifiers.setdefault(visit.patient_id, set()).update(result.identifiers)
         spill.file.write(visit.model_dump_json().encode("utf-8") + b"\n")
 
 

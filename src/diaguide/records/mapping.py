@@ -78,6 +78,9 @@ class Mapping(_Spec):
     patient_id: str
     date: DateColumn
     patient_name: str | None = Field(None, description="read only to de-identify; never written out")
+    identifiers: list[str] = Field(
+        default_factory=list, description="columns (ID number, phone, address) read only to de-identify; never written"
+    )
     age: str | None = None
     birth_date: DateColumn | None = None
     sex: SexColumn | None = None
@@ -135,6 +138,7 @@ class Mapping(_Spec):
         cols += [m.column for m in self.vitals.values()]
         cols += list(self.labs)
         cols += [self.medications.column if self.medications else None]
+        cols += self.identifiers
         return list(dict.fromkeys(c for c in cols if c))
 
     def date_formats(self, spec: DateColumn) -> list[str]:

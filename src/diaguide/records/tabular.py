@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from diaguide.errors import InputError
 from diaguide.knowledge.formulary import drug_class_of
-from diaguide.records.mapping import Mapping, MeasureColumn, parse_date
+from diaguide.records import terminology
+from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, parse_date
 from diaguide.records.schema import Allergy, Diagnosis, Lab, Medication, Patient, Visit, Vitals
 from diaguide.records.units import analyte_for, canonical_loinc, to_canonical
 
@@ -34,7 +35,7 @@ _NUMBER = re.compile(r"^(?P<cmp>[<>≤≥]=?)?\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\
 _DOSE = re.compile(
     r"(?P<dose>\d+(?:\.\d+)?\s*(?:mg|g|ug|mcg|µg|μg|iu|u|units?|单位|ml|片|粒|支|袋))(?![a-z])", re.IGNORECASE
 )
-_ICD10 = re.compile(r"\b([A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?)\b")
+_ICD10 = re.compile(r"\b([A-TV-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?)\b")  # E11.9, E119, I10
 _TRUE = {"1", "true", "yes", "y", "是", "有", "孕", "妊娠"}
 
 
@@ -46,6 +47,7 @@ class RowResult:
     visit: Visit | None = None
     error: InputError | None = None
     names: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -215,6 +217,7 @@ def visit_from_row(cells: dict[str, Any], m: Mapping, result: RowResult | None =
     date = _date(cells, m.date.column, m.date_formats(m.date))
     if result is not None:
         result.names = tuple(n for n in re.split(r"[;,，；]", _cell(cells, m.patient_name)) if n.strip())
+        result.identifiers = tuple(v for v in (_cell(cells, c) for c in m.identifiers) if v)
 
     patient = Patient()
     age_text = _cell(cells, m.age)
@@ -242,7 +245,10 @@ def visit_from_row(cells: dict[str, Any], m: Mapping, result: RowResult | None =
     if bmi is None and patient.height_cm and patient.weight_kg:
         bmi = round(patient.weight_kg / (patient.height_cm / 100) ** 2, 1)
     patient.bmi = bmi
-    patient.pregnant = _cell(cells, m.pregnant).lower() in _TRUE
+    diagnoses = _diagnoses(cells, m)
+    # a pregnancy code (O00-O48, Z33.1, Z34) says so even when the export has no pregnancy column
+    coded = any(d.icd10 and terminology.is_pregnancy_icd10(d.icd10) for d in diagnoses)
+    patient.pregnant = _cell(cells, m.pregnant).lower() in _TRUE or coded
 
     vitals = Vitals(weight_kg=patient.weight_kg, bmi=patient.bmi)
     for field, spec in m.vitals.items():
@@ -262,7 +268,7 @@ def visit_from_row(cells: dict[str, Any], m: Mapping, result: RowResult | None =
             present_illness=_cell(cells, m.present_illness),
             past_history=_cell(cells, m.past_history),
             allergies=_allergies(cells, m),
-            diagnoses=_diagnoses(cells, m),
+            diagnoses=diagnoses,
             vitals=vitals,
             labs=_labs(cells, m, date),
             medications=_medications(cells, m),
@@ -307,24 +313,30 @@ def _diagnoses(cells: dict[str, Any], m: Mapping) -> list[Diagnosis]:
         return []
     codes = _items(cells, spec.column, spec.delimiter, []) if spec.column else []
     displays = _items(cells, spec.display_column, spec.delimiter, []) if spec.display_column else []
-    out = []
-    for i in range(max(len(codes), len(displays))):
-        item = codes[i] if i < len(codes) else ""
-        display = displays[i] if i < len(displays) else ""
-        code_match = _ICD10.search(item) if spec.system == "icd10" else None
-        if code_match:
-            code = code_match[1]
-            display = display or re.sub(r"[()（）\[\]]", " ", item.replace(code, "")).strip(" -:：")
-        elif spec.system == "icd10" and (mapped := spec.text_codes.get(item or display)):
-            code, display = mapped, display or item
-        elif spec.system != "icd10" and item:
-            out.append(Diagnosis(system=spec.system, code=item, display=display))
-            continue
-        else:
-            code, display = "", display or item
-        system = "icd10" if code else "text"
-        out.append(Diagnosis(system=system, code=code or display, display=display, icd10=code or None))
-    return out
+    pairs = [
+        (codes[i] if i < len(codes) else "", displays[i] if i < len(displays) else "")
+        for i in range(max(len(codes), len(displays)))
+    ]
+    return [_diagnosis(item, display, spec) for item, display in pairs]
+
+
+def _diagnosis(item: str, display: str, spec: DiagnosisColumns) -> Diagnosis:
+    """One diagnosis from a code cell item ("E11.9 2型糖尿病", "2型糖尿病(E11.9)", "44054006") and/or text."""
+    if spec.system == "snomed" and (found := re.match(r"\s*(\d{6,18})\b\s*(.*)", item)):
+        code = found[1]
+        text = display or found[2].strip(" -:：()（）") or terminology.snomed_display(code) or ""
+        return Diagnosis(system="snomed", code=code, display=text, icd10=terminology.snomed_to_icd10(code))
+    found = _ICD10.search(item) if spec.system == "icd10" else None
+    if found:
+        code = terminology.normalise_icd10(found[1])
+        text = display or re.sub(r"[()（）\[\]]", " ", item.replace(found[1], "")).strip(" -:：")
+        return Diagnosis(system="icd10", code=code, display=text, icd10=code)
+    if spec.system not in ("icd10", "snomed", "text") and item:
+        return Diagnosis(system=spec.system, code=item, display=display)
+    # text alone: the mapping's own dictionary first, then the shared recogniser (English)
+    text = display or item
+    icd10 = spec.text_codes.get(text) or terminology.icd10_from_text(text)
+    return Diagnosis(system="text", code=text, display=text, icd10=icd10)
 
 
 def _labs(cells: dict[str, Any], m: Mapping, date) -> list[Lab]:
