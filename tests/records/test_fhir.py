@@ -450,3 +450,45 @@ def test_read_fhir_file_reads_plain_and_gzipped_bundles(tmp_path):
     plain, _ = read_fhir_file(tmp_path / "a.json")
     zipped, _ = read_fhir_file(tmp_path / "a.json.gz")
     assert plain == zipped and len(plain) == 1
+
+
+def test_only_emergency_encounters_fall_back_to_one_visit_and_say_so_without_ids():
+    p = uid()
+    b = bundle(
+        entry(patient(birth="1960-01-01"), p),
+        entry(encounter(p, "2024-02-10", cls="EMER"), uid()),
+        entry(obs(p, "2345-7", 250, "mg/dL", "2024-02-10"), uid()),
+    )
+    (v,), warnings = visits_from_bundle(b, "er.json")
+    assert v.date == dt.date(2024, 2, 10) and v.latest_lab("2345-7").value == 250
+    assert warnings == [
+        "er.json: Encounter: a patient has no ambulatory encounter; one visit made at the latest observation"
+    ]
+    assert p not in warnings[0]
+
+
+def test_stopped_order_without_end_date_counts_only_at_the_visit_that_wrote_it():
+    p = uid()
+    b = bundle(
+        entry(patient(), p),
+        entry(encounter(p, "2024-01-10"), uid()),
+        entry(encounter(p, "2024-04-10"), uid()),
+        entry(med_request(p, "4821", "glipizide 5 MG Oral Tablet", "2024-01-10", status="stopped"), uid()),
+        entry(med_request(p, "860975", "metformin 500 MG Oral Tablet", "2024-01-10"), uid()),
+    )
+    first, second = visits_from_bundle(b, "stop.json")[0]
+    assert {m.drug for m in first.medications} == {"glipizide", "metformin"}
+    assert {m.drug for m in second.medications} == {"metformin"}
+    assert second.history[0].events == []
+
+
+def test_resources_for_a_patient_outside_the_bundle_form_their_own_visit():
+    b = bundle(
+        entry(obs("Patient/abc", "4548-4", 8.8, "%", "2024-03-01"), uid()),
+        entry(obs("Patient/abc", "1558-6", 160, "mg/dL", "2024-03-02"), uid()),
+        kind="searchset",
+    )
+    (v,), warnings = visits_from_bundle(b, "obs-only.json")
+    assert warnings == []
+    assert (v.patient_id, v.date, v.patient.age) == ("abc", dt.date(2024, 3, 2), None)
+    assert v.latest_lab("4548-4").value == 8.8

@@ -3,8 +3,8 @@ what a Visit needs as plain records.
 
 Only the resource types DiaGuide reads are validated (`MODELS`); everything else in a bundle
 (Claim, ExplanationOfBenefit, Procedure ... most of a Synthea file) is never parsed. A resource
-that fails validation, or an observation whose value is implausible or in an unknown unit,
-becomes one warning line naming the file, the resource and the field, and is skipped.
+that fails validation becomes one warning line naming the file, the resource and the field, and
+is skipped. Observations are read in `fhir_observations.py`.
 """
 
 from __future__ import annotations
@@ -198,11 +198,12 @@ def read_patient(m: Patient) -> PatientRec:
 
 # Encounter class codes (v3 ActCode and the spellings Synthea and others write) that mean an
 # outpatient visit. VR (virtual) is a remote outpatient visit, still a consultation.
-_AMB_CLASSES = {"amb", "ambulatory", "outpatient", "wellness", "vr", "virtual", "urgentcare", "obsenc"}
+_AMB_CLASSES = {"amb", "ambulatory", "outpatient", "wellness", "vr", "virtual", "urgentcare"}
 _AMB_TEXT = re.compile(r"ambulatory|outpatient|out-patient|office|clinic|check ?up|follow[- ]?up|consult|well", re.I)
 _NON_AMB_CLASSES = {
     "imp",
     "inpatient",
+    "obsenc",
     "emer",
     "emergency",
     "acute",

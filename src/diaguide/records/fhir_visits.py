@@ -46,7 +46,11 @@ def patient_visits(p: PatientData, ctx: fr.Ctx, window_days: int) -> list[Visit]
             return []
         last = max(dated)
         if p.encounters:
-            ctx.warn("Bundle", f"patient {p.pid}", "no ambulatory encounter; one visit made at the latest observation")
+            # no patient id here: warnings reach logs, and the visit itself carries the id
+            ctx.warnings.append(
+                f"{ctx.source}: Encounter: a patient has no ambulatory encounter; one visit made "
+                "at the latest observation"
+            )
         slots = [(None, f"{p.pid}-{last.isoformat()}", last, "")]
     series = _Series(p.obs)
     visits = []
