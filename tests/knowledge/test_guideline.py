@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diaguide.errors import ConfigError
+from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.guideline import recommend
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
 from diaguide.records.units import canonical_loinc
@@ -82,6 +83,20 @@ def test_engine_is_concordant_with_case(path: Path):
     # every decision says why, citing its source
     assert all(m.reason and "(" in m.reason for m in plan.medications)
     assert all(lab.reason for lab in plan.labs)
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_orders_name_drugs_the_formulary_knows_and_keep_current_names(path: Path):
+    case = _load(path)
+    visit = Visit.model_validate(case["visit"])
+    plan = recommend(visit, region=case["region"])
+    current = [m.drug for m in visit.medications]
+    assert [m.drug for m in plan.medications if m.action != "start"] == current
+    for order in plan.medications:
+        if order.action == "start":
+            drug = lookup(order.drug)
+            assert drug is not None and drug.drug_class == order.drug_class, order.drug
+            assert (drug.names_zh[0] if visit.language == "zh" else drug.name) == order.drug
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

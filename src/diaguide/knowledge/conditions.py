@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from diaguide.errors import ConfigError
+from diaguide.knowledge.formulary import drug_class_of
 from diaguide.records import units
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Medication, Visit
 
@@ -129,16 +130,8 @@ class Facts:
         return any(self.current.get(c) for c in classes)
 
 
-def drug_class_of(name: str) -> str:
-    """The class of a drug name through the formulary (owned by the safety module)."""
-    try:
-        from diaguide.knowledge import formulary
-    except ImportError:  # formulary not built yet: the records' own class is all we have
-        return "other"
-    return formulary.drug_class_of(name)
-
-
 def medication_class(med: Medication) -> str:
+    """The record's drug class, or the formulary's when the record says `other`."""
     return med.drug_class if med.drug_class != "other" else drug_class_of(med.drug)
 
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from diaguide.knowledge.conditions import Facts, knowledge, medication_class, region_config, threshold
+from diaguide.knowledge.formulary import lookup
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, MedicationOrder, Visit
 
 MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
@@ -21,12 +22,7 @@ NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonyl
 
 def drug_display_name(generic: str, name_zh: str, language: str) -> str:
     """The name to write for a drug: the formulary's, in the visit's language."""
-    try:
-        from diaguide.knowledge.formulary import lookup
-    except ImportError:  # formulary not built yet: guideline.yaml carries both names
-        drug = None
-    else:
-        drug = lookup(generic)
+    drug = lookup(generic)  # None when the formulary lacks it: guideline.yaml carries both names
     if language == "zh":
         return (drug.names_zh[0] if drug and drug.names_zh else None) or name_zh
     return drug.name if drug else generic
