@@ -492,3 +492,43 @@ def test_resources_for_a_patient_outside_the_bundle_form_their_own_visit():
     assert warnings == []
     assert (v.patient_id, v.date, v.patient.age) == ("abc", dt.date(2024, 3, 2), None)
     assert v.latest_lab("4548-4").value == 8.8
+
+
+def _allergy(subject: str, code: dict, category: list[str], status: str = "active", **kw) -> dict:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "patient": {"reference": subject},
+        "category": category,
+        "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", status),
+        "code": code,
+        **kw,
+    }
+
+
+def test_allergies_name_the_substance_and_the_drug_class_of_drugs():
+    p = uid()
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    b = bundle(
+        entry(patient(), p),
+        entry(encounter(p, "2024-06-01"), uid()),
+        entry(
+            _allergy(
+                p,
+                cc(rx, "4821", "glipizide"),
+                ["medication"],
+                reaction=[{"manifestation": [cc(SNOMED, "271807003", "Skin rash")]}],
+            ),
+            uid(),
+        ),
+        entry(_allergy(p, cc(SNOMED, "91935009", "Peanut"), ["food"]), uid()),
+        entry(_allergy(p, cc(rx, "7980", "penicillin G"), ["medication"], status="resolved"), uid()),
+        entry(_allergy(p, {"text": "sulfa drugs"}, ["medication"], recordedDate="2025-01-01"), uid()),  # later
+    )
+    (v,), warnings = visits_from_bundle(b, "allergy.json")
+    assert warnings == []
+    got = {a.substance: a for a in v.allergies}
+    assert set(got) == {"glipizide", "Peanut"}
+    assert (got["glipizide"].drug_class, got["glipizide"].reaction) == ("sulfonylurea", "Skin rash")
+    assert got["Peanut"].drug_class is None
+    carebundle_visit = visits_from_bundle(_carebundle(), "t2.json")[0][0]
+    assert [(a.substance, a.drug_class) for a in carebundle_visit.allergies] == [("penicillin G", "other")]
