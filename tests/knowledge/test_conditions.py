@@ -141,3 +141,17 @@ def test_every_threshold_goal_agent_and_rule_has_a_source():
 
     assert all(r["source"] and r["en"] and r["zh"] for r in knowledge()["rules"].values())
     assert all(c["source"] for c in knowledge()["conditions"].values())
+
+
+@pytest.mark.parametrize(
+    ("text", "age", "pregnant"),
+    [
+        ("Pregnant, 10 weeks gestation", 31, True),
+        ("孕12周", 29, True),
+        ("History of gestational diabetes in 2015.", 44, False),
+        ("既往妊娠期糖尿病史", 44, False),
+        ("Pregnant?", 61, False),  # a text mention past child-bearing age is not believed
+    ],
+)
+def test_pregnancy_is_current_not_past(text, age, pregnant):
+    assert derive(_visit(text, patient={"age": age, "sex": "female"})).pregnant is pregnant

@@ -36,6 +36,7 @@ _FAMILY = re.compile(
     re.IGNORECASE,
 )
 _CLAUSE = re.compile(r"[.;,:\n。；，：]|\bbut\b|\bhowever\b|但|然而", re.IGNORECASE)
+_PAST = re.compile(r"\b(history of|h/o|hx of|prior|previous|past)\b|既往|曾|以前", re.IGNORECASE)
 _NO_CAUSE = re.compile(r"无明显诱因|无诱因")  # "without obvious cause" is not a negation of what follows
 
 
@@ -141,8 +142,12 @@ def _texts(visit: Visit) -> list[str]:
     return [t for t in texts if t]
 
 
-def mentions(texts: list[str], patterns: list[str], family: bool = False) -> bool:
-    """True when a pattern occurs in a clause that does not negate it."""
+def mentions(texts: list[str], patterns: list[str], family: bool = False, current_only: bool = False) -> bool:
+    """True when a pattern occurs in a clause that does not negate it.
+
+    `family`: a family member's condition counts too. `current_only`: a past episode
+    ("history of gestational diabetes", "既往妊娠期糖尿病史") does not count.
+    """
     for text in texts:
         for clause in _CLAUSE.split(_NO_CAUSE.sub(" ", text)):
             for pattern in patterns:
@@ -153,6 +158,8 @@ def mentions(texts: list[str], patterns: list[str], family: bool = False) -> boo
                 if _NEGATION.search(before):
                     continue
                 if not family and _FAMILY.search(clause):
+                    continue
+                if current_only and (_PAST.search(before) or "史" in clause[m.end() : m.end() + 8]):
                     continue
                 return True
     return False
@@ -170,7 +177,8 @@ def has_condition(visit: Visit, name: str, texts: list[str] | None = None) -> bo
     spec = knowledge()["conditions"][name]
     if _coded(visit, spec):
         return True
-    return mentions(texts if texts is not None else _texts(visit), spec.get("patterns", []), spec.get("family", False))
+    texts = texts if texts is not None else _texts(visit)
+    return mentions(texts, spec.get("patterns", []), spec.get("family", False), spec.get("current_only", False))
 
 
 def ckd_epi_2021(creatinine_mg_dl: float, age: int, sex: str) -> float:
@@ -330,7 +338,9 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     young_age = threshold(region, "young_age_below")
     age = p.age
     high_bp = (visit.vitals.systolic_bp or 0) >= 130 or (visit.vitals.diastolic_bp or 0) >= 80
-    pregnant = p.sex != "male" and (p.pregnant or has_condition(visit, "pregnancy", texts))
+    # A pregnancy read from codes or text is believed only of a woman of child-bearing age.
+    childbearing = p.sex != "male" and (p.age is None or p.age < threshold(region, "pregnancy_max_age"))
+    pregnant = p.pregnant or (childbearing and has_condition(visit, "pregnancy", texts))
     on_glucose_lowering = any(c in GLUCOSE_LOWERING_CLASSES for c in current)
     treated_before = any(medication_class(m) in GLUCOSE_LOWERING_CLASSES for h in visit.history for m in h.medications)
     duration = mentions(
