@@ -31,6 +31,22 @@ CASES = [
     ("metformin eGFR 50 cds", {"egfr": 50}, [("metformin", "continue")], "cds", "metformin_cds_egfr_45_59", None),
     ("metformin eGFR 59 cds", {"egfr": 59}, [("metformin", "continue")], "cds", "metformin_cds_egfr_45_59", None),
     ("metformin eGFR 60 cds", {"egfr": 60}, [("metformin", "continue")], "cds", None, "metformin_cds_egfr_45_59"),
+    (
+        "metformin 1000 mg bid eGFR 50 cds",
+        {"egfr": 50},
+        [("二甲双胍", "continue", "1000 mg bid")],
+        "cds",
+        "metformin_cds_egfr_45_59",
+        None,
+    ),
+    (
+        "metformin 500 mg bid eGFR 50 cds",
+        {"egfr": 50},
+        [("二甲双胍", "adjust", "500 mg bid")],
+        "cds",
+        None,
+        "metformin_cds_egfr_45_59",
+    ),
     ("metformin eGFR 44 cds", {"egfr": 44}, [("metformin", "continue")], "cds", "metformin_cds_egfr_below_45", None),
     # SGLT2i start (ADA §11)
     (
@@ -284,6 +300,30 @@ CASES = [
     # hypoglycaemia in older adults
     ("glyburide age 65", {"age": 65}, [("glyburide", "continue")], "ada", "glyburide_older_adult", None),
     ("glyburide age 64", {"age": 64}, [("glyburide", "continue")], "ada", None, "glyburide_older_adult"),
+    (
+        "glimepiride age 70 HbA1c 6.4",
+        {"age": 70, "hba1c": 6.4},
+        [("glimepiride", "continue")],
+        "ada",
+        "overtreatment_older_adult",
+        None,
+    ),
+    (
+        "glimepiride age 70 HbA1c 6.5",
+        {"age": 70, "hba1c": 6.5},
+        [("glimepiride", "continue")],
+        "ada",
+        None,
+        "overtreatment_older_adult",
+    ),
+    (
+        "insulin age 64 HbA1c 6.0",
+        {"age": 64, "hba1c": 6.0},
+        [("Lantus", "continue")],
+        "ada",
+        None,
+        "overtreatment_older_adult",
+    ),
     ("gliclazide recent hypo", {"dx": ("E11.649",)}, [("gliclazide", "continue")], "cds", "hypoglycaemia_recent", None),
     (
         "insulin E16.0",
@@ -348,7 +388,7 @@ def test_missing_lab_finding_names_the_lab(visit_factory, plan_factory) -> None:
 
 
 def test_region_switch_metformin_egfr_50(visit_factory, plan_factory) -> None:
-    visit, plan = visit_factory(egfr=50), plan_factory(("metformin", "continue", "500 mg bid"))
+    visit, plan = visit_factory(egfr=50), plan_factory(("metformin", "continue", "1000 mg bid"))
     assert [f for f in check(visit, plan, "ada") if f.severity != "info"] == []
     cds = [f for f in check(visit, plan, "cds") if f.severity == "warning"]
     assert [f.rule_id for f in cds] == ["metformin_cds_egfr_45_59"]

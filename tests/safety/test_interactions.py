@@ -38,6 +38,7 @@ PAIRS = [
     ("metformin", "ranolazine", {}, "metformin_oct2_inhibitor", "warning"),
     ("metformin", "trimethoprim", {}, "metformin_oct2_inhibitor", "warning"),
     ("pioglitazone", "insulin glargine", {}, "pioglitazone_insulin", "warning"),
+    ("Entresto 49/51 mg bid", "lisinopril 10 mg", {}, "acei_sacubitril", "critical"),
     ("sitagliptin", "glimepiride", {}, "dpp4i_or_sglt2i_with_sulfonylurea_or_insulin", "warning"),
     ("empagliflozin", "insulin glargine", {}, "dpp4i_or_sglt2i_with_sulfonylurea_or_insulin", "warning"),
     ("empagliflozin", "furosemide 40 mg", {}, "sglt2i_diuretic_volume", "info"),

@@ -61,6 +61,14 @@ _visit = st.fixed_dictionaries(
                 "weight_kg": st.one_of(st.none(), st.floats(1, 400)),
             }
         ),
+        "vitals": st.fixed_dictionaries(
+            {},
+            optional={
+                "weight_kg": st.one_of(st.none(), st.floats(-10, 500)),
+                "bmi": st.one_of(st.none(), st.floats(-5, 90)),
+                "systolic_bp": st.one_of(st.none(), st.floats(-10, 300)),
+            },
+        ),
         "past_history": _TEXT,
         "present_illness": _TEXT,
         "diagnoses": st.lists(
@@ -91,7 +99,10 @@ _visit = st.fixed_dictionaries(
                 {
                     "date": st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2030, 1, 1)),
                     "events": st.lists(_TEXT, max_size=2),
-                    "egfr": st.one_of(st.none(), st.floats(0, 200)),
+                    "egfr": st.one_of(st.none(), st.floats(-5, 200)),
+                    "weight_kg": st.one_of(st.none(), st.floats(-5, 300)),
+                    "fasting_glucose": st.one_of(st.none(), st.floats(-5, 900)),
+                    "hba1c": st.one_of(st.none(), st.floats(-1, 25)),
                 }
             ),
             max_size=2,

@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
-from diaguide.knowledge.conditions import derive
 from diaguide.knowledge.regions import resolve_region
 from diaguide.records.schema import Finding, Plan, Visit
 from diaguide.safety import checks
 from diaguide.safety.complexity import complexity
+from diaguide.safety.facts import patient_facts
 from diaguide.safety.interactions import interactions
 from diaguide.safety.regimen import build_regimen
 from diaguide.safety.rules import contraindications
@@ -68,7 +68,7 @@ def check(visit: Visit, plan: Plan, region: str | None = "ada") -> list[Finding]
     region = resolve_region(region)
     visit = _as_model(visit, Visit, "visit")
     plan = _as_model(plan, Plan, "plan")
-    facts = derive(visit, region)
+    facts = patient_facts(visit, region)
     regimen = build_regimen(visit, plan)
     findings = [
         *checks.unknown_drugs(regimen, facts),

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from diaguide.knowledge.conditions import Facts, derive, has_condition_spec
+from diaguide.knowledge.conditions import Facts, has_condition_spec
 from diaguide.knowledge.regions import resolve_region
 from diaguide.records.schema import Plan, Visit
+from diaguide.safety.facts import patient_facts
 from diaguide.safety.regimen import build_regimen
 from diaguide.safety.rules import holds, load_yaml, targets
 
@@ -42,7 +43,7 @@ def _fact(facts: Facts, name: str) -> bool:
 def complexity(visit: Visit, region: str | None = None, facts: Facts | None = None) -> Complexity:
     """Score a visit's record: low (<3), moderate (3-5) or high (6+) with the reasons."""
     cfg: dict[str, Any] = load_yaml(COMPLEXITY_PATH)
-    facts = facts or derive(visit, resolve_region(region))
+    facts = facts or patient_facts(visit, resolve_region(region))
     texts = _texts(visit)
     score, reasons = 0, []
 

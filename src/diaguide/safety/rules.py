@@ -88,6 +88,11 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     if key == "daily_dose_above":
         daily = entry.daily() if entry is not None else None
         return daily is not None and daily > want
+    if key == "daily_dose_unknown_or_above":
+        daily = entry.daily() if entry is not None else None
+        return daily is None or daily > want
+    if key == "hba1c_below":
+        return facts.hba1c is not None and facts.hba1c < want
     if key == "any":
         return any(holds(block, facts, entry) for block in want)
     raise ConfigError(f"unknown condition {key!r}", source=str(RULES_PATH))
@@ -111,6 +116,7 @@ def render(message: str, facts: Facts, entry: Entry | None = None, **extra: str)
         "creatinine": _fmt(facts.creatinine, 2),
         "alt": _fmt(facts.alt, 0),
         "age": str(facts.age) if facts.age is not None else "unknown",
+        "hba1c": _fmt(facts.hba1c),
         "dose": amount.describe() if amount else "the dose",
         **extra,
     }

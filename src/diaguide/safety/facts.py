@@ -1,0 +1,29 @@
+"""Patient facts for the safety rules: the guideline engine's facts, read from plausible labs only.
+
+A lab value that is not a number or lies outside its analyte's plausibility range (records/units.py)
+is not a result - it is dropped here rather than allowed to drive a rule (a creatinine of 0 would
+otherwise give an infinite eGFR).
+"""
+
+from __future__ import annotations
+
+import math
+
+from diaguide.knowledge.conditions import Facts, derive
+from diaguide.records import units
+from diaguide.records.schema import Visit
+
+
+def _plausible(loinc: str, value: float) -> bool:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    analyte = units.analyte_for(loinc)
+    return analyte is None or analyte.low <= value <= analyte.high
+
+
+def patient_facts(visit: Visit, region: str) -> Facts:
+    """`conditions.derive` on a copy of the visit without implausible lab values."""
+    labs = [lab for lab in visit.labs if _plausible(lab.loinc, lab.value)]
+    if len(labs) != len(visit.labs):
+        visit = visit.model_copy(update={"labs": labs})
+    return derive(visit, region)
