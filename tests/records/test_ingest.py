@@ -23,6 +23,9 @@ BUNDLE = {
                 "name": [{"given": ["Zebulon"], "family": "Quixote"}],
                 "gender": "male",
                 "birthDate": "1950-01-01",
+                "identifier": [{"value": "HX-42-Q"}],
+                "telecom": [{"value": "ring 4411"}],
+                "address": [{"line": ["Quiet Meadow"], "city": "Smallville"}],
             },
         },
         {
@@ -33,7 +36,7 @@ BUNDLE = {
                 "class": {"code": "AMB"},
                 "subject": {"reference": "urn:uuid:p1"},
                 "period": {"start": "2023-01-10T09:00:00Z"},
-                "reasonCode": [{"text": "Zebulon reports thirst"}],
+                "reasonCode": [{"text": "Zebulon of Smallville (Quiet Meadow, ring 4411, HX-42-Q) reports thirst"}],
             },
         },
         {
@@ -175,7 +178,9 @@ def test_fhir_files_with_deidentification(tmp_path, capsys):
     assert "observation.json" in err and "truncated.json" in err and "2 failed" in err
     raw = out.read_text(encoding="utf-8")
     visits = _lines(out)
-    assert len(visits) == 2 and "Zebulon" not in raw and "2023-01-10" not in raw
+    assert len(visits) == 2 and "2023-01-10" not in raw
+    for planted in ("Zebulon", "Smallville", "Quiet Meadow", "4411", "HX-42-Q"):
+        assert planted not in raw, planted
     assert any("[NAME]" in v["chief_complaint"] for v in visits)
 
 
@@ -231,3 +236,10 @@ def test_excel_workbook_gets_a_hint(tmp_path, capsys):
     book.write_bytes(b"PK\x03\x04" + bytes(200))
     assert main(["ingest", str(book), "--format", "csv", "--mapping", "zh_his", "--out", str(tmp_path / "v")]) == 1
     assert "save it as CSV" in capsys.readouterr().err
+
+
+def test_folder_without_files_of_the_format_is_a_problem(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("nothing", encoding="utf-8")
+    status = main(["ingest", str(tmp_path), "--format", "fhir", "--out", str(tmp_path / "v.jsonl")])
+    err = capsys.readouterr().err
+    assert status == 1 and "no .gz/.json files in this folder" in err

@@ -31,7 +31,7 @@ from diaguide.records.schema import Visit
 SALT_ENV = "DIAGUIDE_DEID_SALT"
 LARGE_INPUT = 8 << 20  # bytes; below this a progress bar only flickers
 SHOWN_WARNINGS = 20  # warnings printed one per line; the rest are counted in the summary
-SUFFIXES = {"fhir": {".json", ".ndjson"}, "csv": {".csv", ".tsv", ".txt"}, "jsonl": {".jsonl", ".ndjson", ".json"}}
+SUFFIXES = {"fhir": {".json", ".gz"}, "csv": {".csv", ".tsv", ".txt"}, "jsonl": {".jsonl", ".ndjson", ".json"}}
 
 
 @dataclasses.dataclass
@@ -97,9 +97,9 @@ def ingest_command(
     except OSError as exc:
         raise ConfigError(f"cannot write: {exc.strerror}", source=str(out_path)) from None
     run = _Run(out=stream, deid=deid)
-    for path in missing:
+    for line in missing:
         run.files_failed += 1
-        run.problem(f"{path}: no such file or folder")
+        run.problem(line)
     total = sum(f.stat().st_size for f in files)
     bar = tqdm(
         total=total,
@@ -120,18 +120,25 @@ def ingest_command(
 
 
 def _expand(paths: list[str], fmt: str, exclude: Path) -> tuple[list[Path], list[str]]:
-    """Files to read (folders expanded, sorted) and the paths that do not exist."""
+    """Files to read (folders expanded, sorted) and a problem line for each path that gives none."""
     files, missing = [], []
     skip = exclude.resolve()
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES[fmt])
-            files += [p for p in inside if p.resolve() != skip]
+            inside = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUFFIXES[fmt] and not p.name.startswith(".")
+            )
+            inside = [p for p in inside if p.resolve() != skip]
+            if not inside:
+                missing.append(f"{text}: no {'/'.join(sorted(SUFFIXES[fmt]))} files in this folder")
+            files += inside
         elif path.is_file():
             files.append(path)
         else:
-            missing.append(text)
+            missing.append(f"{text}: no such file or folder")
     return files, missing
 
 
@@ -150,29 +157,39 @@ def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
             bar.update(path.stat().st_size)
         for warning in warnings:
             run.warn(warning if str(path) in warning else f"{path}: {warning}")
-        names = _fhir_names(path) if run.deid is not None and visits else ()
+        names, identifiers = _fhir_known(path) if run.deid is not None and visits else (set(), set())
         for visit in visits:
-            run.write(visit, names)
+            run.write(visit, names, identifiers)
 
 
-def _fhir_names(path: Path) -> set[str]:
-    """Patient and related-person names in a bundle, so de-identification removes them from free text.
+def _fhir_known(path: Path) -> tuple[set[str], set[str]]:
+    """Names and identifying values (MRNs, phones, emails, addresses) of the people in a bundle.
 
-    Visits carry no names, so they are read from the bundle again (only with --deidentify).
+    De-identification removes them from free text wherever they appear. Visits carry none of
+    them, so the bundle is read again (only with --deidentify).
     """
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     bundle = json.loads(data)
     names: set[str] = set()
-    for entry in bundle.get("entry") or []:
-        resource = (entry or {}).get("resource") or {}
-        if resource.get("resourceType") not in ("Patient", "RelatedPerson"):
+    values: set[str] = set()
+    for entry in bundle.get("entry") or [] if isinstance(bundle, dict) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") not in ("Patient", "RelatedPerson"):
             continue
-        for name in resource.get("name") or []:
+        for name in _dicts(resource.get("name")):
             parts = [*(name.get("given") or []), name.get("family") or ""]
-            names.update(p for p in [name.get("text") or "", " ".join(parts).strip(), *parts] if p)
-    return names
+            names.update(p for p in [name.get("text") or "", " ".join(parts).strip(), *parts] if isinstance(p, str))
+        values.update(i.get("value") for i in _dicts(resource.get("identifier")) + _dicts(resource.get("telecom")))
+        for address in _dicts(resource.get("address")):
+            values.update([*(address.get("line") or []), address.get("city"), address.get("postalCode")])
+            values.add(address.get("text"))
+    return {n for n in names if n}, {v for v in values if isinstance(v, str) and v}
+
+
+def _dicts(value: object) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _pick_mapping(path: Path, fmt: str) -> Mapping | None:
