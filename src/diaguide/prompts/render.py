@@ -114,7 +114,9 @@ def _diagnoses(t: Template, visit: Visit) -> str:
     seen: OrderedDict[str, str] = OrderedDict()
     for d in visit.diagnoses:
         code = (d.icd10 or d.code or "").strip()
-        display = shorten(d.display, t.limits["diagnosis"], t.ellipsis, t.sentence_ends)
+        # an English title in a Chinese visit (ICD-10 displays often are) gets the English budget
+        rules = load_template("en") if d.display.isascii() else t
+        display = shorten(_short_display(rules, d.display), rules.limits["diagnosis"], t.ellipsis, rules.sentence_ends)
         key = code or display
         if key and key not in seen:
             seen[key] = f"{code} {display}".strip()
@@ -124,6 +126,16 @@ def _diagnoses(t: Template, visit: Visit) -> str:
     if len(items) > MAX_DIAGNOSES:
         items = [*items[:MAX_DIAGNOSES], f"+{len(items) - MAX_DIAGNOSES}"]
     return t.sep.join(items) or t.none
+
+
+def _short_display(t: Template, display: str) -> str:
+    """`Essential (primary) hypertension` -> `Essential hypertension`; `Hyperlipidemia,
+    unspecified` -> `Hyperlipidemia`: ICD-10 qualifiers the code already carries."""
+    text = re.sub(r"\s*[(（][^()（）]*[)）]", "", squash(display))
+    text = re.split(r"\s*[,，]\s*", text, maxsplit=1)[0]
+    for long, short in t.abbreviations.items():
+        text = re.sub(re.escape(long), short, text, flags=re.IGNORECASE)
+    return text
 
 
 def lab_value(t: Template, key: str | None, lab: Lab) -> str:

@@ -36,6 +36,7 @@ class Template(BaseModel):
     sentence_ends: str
     lab_names: dict[str, str]
     display_units: dict[str, DisplayUnit] = {}
+    abbreviations: dict[str, str] = {}
     instruction: str
     strict: str
 
