@@ -324,5 +324,6 @@ def test_any_visit_gets_an_explained_plan(
     assert len(plan.medications) >= len(classes)  # every current drug is accounted for
     started = [m.drug_class for m in plan.medications if m.action == "start"]
     assert len(started) == len(set(started))
-    if sex != "male" and ("O24.1" in codes or "怀孕" in text):  # a pregnancy code on a man is not read as one
+    # a pregnancy code on a man, or past child-bearing age, is not read as one
+    if sex != "male" and age < 55 and ("O24.1" in codes or "怀孕" in text):
         assert not {"acei", "arb", "statin", "sglt2i", "glp1ra"} & set(started)
