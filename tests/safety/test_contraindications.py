@@ -173,7 +173,7 @@ CASES = [
     # pregnancy
     (
         "pregnant metformin",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("metformin", "continue")],
         "ada",
         "pregnancy_crosses_placenta",
@@ -181,7 +181,7 @@ CASES = [
     ),
     (
         "pregnant glyburide",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("glyburide", "start")],
         "ada",
         "pregnancy_crosses_placenta",
@@ -189,7 +189,7 @@ CASES = [
     ),
     (
         "pregnant empagliflozin",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("empagliflozin", "continue")],
         "ada",
         "pregnancy_contraindicated",
@@ -197,7 +197,7 @@ CASES = [
     ),
     (
         "pregnant liraglutide",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("liraglutide", "continue")],
         "ada",
         "pregnancy_contraindicated",
@@ -205,7 +205,7 @@ CASES = [
     ),
     (
         "pregnant lisinopril",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("lisinopril", "continue")],
         "ada",
         "pregnancy_contraindicated",
@@ -213,7 +213,7 @@ CASES = [
     ),
     (
         "pregnant losartan",
-        {"sex": "female", "dx": ("O24.419",)},
+        {"sex": "female", "age": 32, "dx": ("O24.419",)},
         [("losartan", "continue")],
         "ada",
         "pregnancy_contraindicated",
@@ -221,7 +221,7 @@ CASES = [
     ),
     (
         "pregnant atorvastatin",
-        {"sex": "female", "pregnant": True},
+        {"sex": "female", "age": 32, "pregnant": True},
         [("atorvastatin", "continue")],
         "ada",
         "pregnancy_contraindicated",
