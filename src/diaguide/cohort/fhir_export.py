@@ -313,6 +313,6 @@ def write_bundles(records: list[CohortRecord], folder: Path) -> int:
         by_patient.setdefault(r.visit.patient_id, []).append(r.visit)
     for pid, visits in by_patient.items():
         visits.sort(key=lambda v: v.date)
-        text = json.dumps(bundle_for(pid, visits), ensure_ascii=False, indent=1)
+        text = json.dumps(bundle_for(pid, visits), ensure_ascii=False, separators=(",", ":"))  # C encoder: 10x faster
         (folder / f"{pid}.json").write_text(text + "\n", encoding="utf-8")
     return len(by_patient)
