@@ -119,7 +119,7 @@ def _pregnancy(b: PlanBuilder) -> None:
 
 
 def _trigger(b: PlanBuilder) -> str:
-    """What calls for insulin, in the visit's language (ADA 2025 §9.17)."""
+    """What calls for insulin, in the visit's language (ADA 2025 §9)."""
     f, zh = b.f, b.lang == "zh"
     said = []
     if f.hba1c is not None and f.hba1c > b.t("insulin_hba1c_above"):
@@ -162,7 +162,7 @@ def _type2(b: PlanBuilder) -> None:
     # First line waits for the kidney result rather than a guess, and so does what follows it.
     deferred = wants_metformin and not b.active("metformin") and b.blocked("metformin") == "missing_egfr"
 
-    # Cardiorenal protection applies whatever the HbA1c (ADA 2025 §9.7-9.8, §11.5).
+    # Cardiorenal protection applies whatever the HbA1c (ADA 2025 §9, §11).
     if f.heart_failure:
         b.start("sglt2i", "sglt2i_hf")
     kidney = f.albuminuria or (f.egfr is not None and f.egfr < b.t("ckd_egfr_below"))
@@ -172,7 +172,7 @@ def _type2(b: PlanBuilder) -> None:
         order = ("sglt2i", "glp1ra") if kidney or f.heart_failure else ("glp1ra", "sglt2i")
         _ = b.start(order[0], "cardio_ascvd") or b.start(order[1], "cardio_ascvd")
 
-    # Weight is a treatment goal of its own, whatever the HbA1c (ADA 2025 Figure 9.3, §4.23 for MASLD).
+    # Weight is a treatment goal of its own, whatever the HbA1c (ADA 2025 Figure 9.3; §4 for MASLD).
     weight_rule = "weight_obesity" if f.obesity else "weight_masld" if f.masld and f.overweight else None
     wants_weight = weight_rule and not b.active("glp1ra", "gip_glp1ra")
     if wants_weight and not (b.start("glp1ra", weight_rule) or b.start("gip_glp1ra", weight_rule)):
