@@ -161,6 +161,10 @@ def test_deterministic_for_a_salt_and_different_across_salts():
     [
         "患者于今日来诊，心前区疼痛，患者高血压病史10年，HbA1c 7.8%，空腹血糖7.8 mmol/L，BP 130/80 mmHg。",
         "患者陈述近期明显消瘦，余无不适，平时饮食不规律。",
+        "dosage 100 mg, average glucose 150-180 mg/dL; BP 130/80 mmHg, HbA1c 7.8% (62 mmol/mol)",
+        "eGFR 45 mL/min/1.73m2, 3/4 tablet at 08:30, 1-2 times daily, E11.65, LOINC 4548-4",
+        "2型糖尿病10年，2019年诊断，甘精胰岛素 12单位 qn，夜尿2-3次/晚，BMI 27.3",
+        "Insulin glargine 20 U qHS; increase by 2 units every 3 days until FBG 80-130. Patient Education given.",
         "Patient is a 65-year-old man on metformin 1000 mg twice daily; eGFR 58, UACR 30 mg/g, E11.9.",
     ],
 )

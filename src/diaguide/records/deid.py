@@ -94,7 +94,7 @@ _NUM_DATES = re.compile(
 _LETTERS = re.compile(r"[A-Za-z]{3}")
 _AGES = [
     re.compile(r"(?<!\d)(\d{2,3})(\s*(?:岁|周岁|-year-old|-year old|\s*years? old|\s*yo\b|\s*y/o))", re.IGNORECASE),
-    re.compile(r"((?i:aged?|年龄)\s*[:：]?\s*)(\d{2,3})(?!\d)"),
+    re.compile(r"((?:\b(?i:aged?)|年龄)\s*[:：]?\s*)(\d{2,3})(?!\d)"),
 ]
 _SSN = re.compile(r"(?<![\d\-])\d{3}-\d{2}-\d{4}(?![\d\-])")
 _LONG_NUMBER = re.compile(r"(?<![\d.])\d{9,}(?![\d.])")
@@ -134,9 +134,17 @@ _NAMES = [
     (re.compile(rf"(?<![{_HAN}])()((?:{_SURNAMES})[{_HAN}]{{1,2}})(?=\s*[,，]\s*[男女])"), 2),
     (re.compile(rf"()((?:{_SURNAMES})(?:某某|某|先生|女士|小姐|老先生|老太太))"), 2),
     (re.compile(r"(\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)([A-Z][A-Za-z'\-]+(?:\s+[A-Z][A-Za-z'\-]+){0,2})"), 2),
+    # "Name: Jane Roe" / "Patient: ROE, JANE": after a colon one word is enough
     (
         re.compile(
-            r"(\b(?i:patient\s+name|patient|name|pt)\s*[:：]?\s*)([A-Z][A-Za-z'\-]+(?:,?\s+[A-Z][A-Za-z'\-]+){0,2})"
+            r"(\b(?i:patient\s+name|patient|name|pt)\s*[:：]\s*)([A-Z][A-Za-z'\-]+(?:,?\s+[A-Z][A-Za-z'\-]+){0,2})"
+        ),
+        2,
+    ),
+    # "Patient John Smith presents": without one, two capitalised words ("Patient Education" is not a name)
+    (
+        re.compile(
+            r"(\b(?i:patient)\s+)((?!Education|Care|History|Instructions|Portal)[A-Z][a-z'\-]+\s+[A-Z][a-z'\-]+)"
         ),
         2,
     ),
