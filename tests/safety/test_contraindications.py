@@ -353,6 +353,23 @@ CASES = [
     ("metformin start no eGFR", {"egfr": None}, [("metformin", "start")], "ada", "metformin_egfr_missing", None),
     ("SGLT2i start no eGFR", {"egfr": None}, [("empagliflozin", "start")], "ada", "sglt2i_egfr_missing", None),
     (
+        "metformin continue no eGFR",
+        {"egfr": None},
+        [("metformin", "continue")],
+        "ada",
+        "metformin_continue_egfr_missing",
+        "metformin_egfr_missing",
+    ),
+    (
+        "sitagliptin start no eGFR",
+        {"egfr": None},
+        [("sitagliptin", "start")],
+        "ada",
+        "renal_dosed_drug_egfr_missing",
+        None,
+    ),
+    ("pioglitazone start no ALT", {"alt": None}, [("pioglitazone", "start")], "ada", "tzd_alt_missing", None),
+    (
         "metformin start eGFR from creatinine",
         {"egfr": None, "creatinine": 0.9},
         [("metformin", "start")],
@@ -404,3 +421,19 @@ def test_region_from_environment(monkeypatch, visit_factory, plan_factory) -> No
 def test_stopped_drug_is_not_flagged(visit_factory, plan_factory) -> None:
     findings = check(visit_factory(egfr=25), plan_factory(("metformin", "stop")))
     assert findings == []
+
+
+def test_hypoglycaemia_coded_on_an_earlier_visit_counts(visit_factory, plan_factory) -> None:
+    recent = {"date": "2025-01-10", "diagnoses": ["E11.649"]}
+    old = {"date": "2022-01-10", "diagnoses": ["E11.649"]}
+    plan = plan_factory(("glimepiride", "continue", "2 mg qd"))
+    assert any(f.rule_id == "hypoglycaemia_recent" for f in check(visit_factory(history=(recent,)), plan))
+    assert not any(f.rule_id == "hypoglycaemia_recent" for f in check(visit_factory(history=(old,)), plan))
+
+
+def test_dose_written_in_the_drug_line_is_read(visit_factory, plan_factory) -> None:
+    findings = check(visit_factory(egfr=40), plan_factory(("Januvia 100 mg qd", "continue")))
+    assert any(f.rule_id == "sitagliptin_renal_dose_45" for f in findings)
+    synthea = "Insulin Glargine 100 UNT/ML Injectable Solution [Lantus]"
+    quiet = check(visit_factory(weight_kg=60), plan_factory((synthea, "continue")))
+    assert not [f for f in quiet if f.rule_id.startswith(("dose_", "basal_over"))], "a concentration is not a dose"

@@ -40,6 +40,8 @@ _AMOUNT = re.compile(
     re.IGNORECASE,
 )
 _PER_KG = re.compile(r"/\s*kg|每公斤|每千克", re.IGNORECASE)
+# a concentration ("100 UNT/ML", "6 MG/ML") is not a dose
+_CONCENTRATION = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|mcg|μg|µg|ug|g|iu|units?|unt|u)\s*/\s*(?:ml|毫升)", re.IGNORECASE)
 _RATIO = re.compile(r"\d\s*/\s*\d")  # "50/1000 mg": a combination's two strengths
 
 # (pattern, administrations per period, period); checked in order, first match wins.
@@ -104,6 +106,7 @@ def parse_dose(dose: str | None, frequency: str | None, unit: str) -> DoseAmount
     if not text or unit not in _TARGET:
         return None
     text = unicodedata.normalize("NFKC", text)
+    text = _CONCENTRATION.sub(" ", text)
     if _PER_KG.search(text) or _RATIO.search(text):
         return None
     dimension, base = _TARGET[unit]

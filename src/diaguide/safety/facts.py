@@ -7,9 +7,10 @@ otherwise give an infinite eGFR).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from diaguide.knowledge.conditions import Facts, derive
+from diaguide.knowledge.conditions import Facts, derive, knowledge, threshold
 from diaguide.records import units
 from diaguide.records.schema import Visit
 
@@ -21,9 +22,23 @@ def _plausible(loinc: str, value: float) -> bool:
     return analyte is None or analyte.low <= value <= analyte.high
 
 
+def _hypo_coded_in_history(visit: Visit, region: str) -> bool:
+    """A hypoglycaemia code (E11.64x, E16.x ...) on an earlier visit within the recent window."""
+    codes = tuple(knowledge()["conditions"]["hypoglycaemia"].get("icd10", []))
+    days = threshold(region, "recent_hypo_days")
+    for past in visit.history:
+        if 0 <= (visit.date - past.date).days <= days and any(str(c).upper().startswith(codes) for c in past.diagnoses):
+            return True
+    return False
+
+
 def patient_facts(visit: Visit, region: str) -> Facts:
-    """`conditions.derive` on a copy of the visit without implausible lab values."""
+    """`conditions.derive` on a copy of the visit without implausible lab values; recent
+    hypoglycaemia also read from the diagnosis codes of earlier visits."""
     labs = [lab for lab in visit.labs if _plausible(lab.loinc, lab.value)]
     if len(labs) != len(visit.labs):
         visit = visit.model_copy(update={"labs": labs})
-    return derive(visit, region)
+    facts = derive(visit, region)
+    if not facts.recent_hypo and _hypo_coded_in_history(visit, region):
+        facts = dataclasses.replace(facts, recent_hypo=True)
+    return facts

@@ -70,6 +70,8 @@ def _entries(
     why = reason if isinstance(reason, str) else ""
     dose_text = dose if isinstance(dose, str) else (str(dose) if isinstance(dose, (int, float)) else None)
     freq_text = freq if isinstance(freq, str) else None
+    if not dose_text and not freq_text:
+        dose_text = text  # "二甲双胍缓释片 0.5g bid": the drug line itself may carry the dose
     drugs = ingredients(text)
     if not drugs:
         return [Entry(text.strip(), None, _class(written_class), origin, action, dose_text, freq_text, why)]

@@ -89,8 +89,10 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
         daily = entry.daily() if entry is not None else None
         return daily is not None and daily > want
     if key == "daily_dose_unknown_or_above":
-        daily = entry.daily() if entry is not None else None
-        return daily is None or daily > want
+        amount = entry.amount() if entry is not None else None
+        if amount is None or amount.period != "day":
+            return True  # one written administration without a frequency cannot confirm a daily total
+        return amount.amount > want
     if key == "hba1c_below":
         return facts.hba1c is not None and facts.hba1c < want
     if key == "any":
