@@ -155,3 +155,12 @@ def test_every_threshold_goal_agent_and_rule_has_a_source():
 )
 def test_pregnancy_is_current_not_past(text, age, pregnant):
     assert derive(_visit(text, patient={"age": age, "sex": "female"})).pregnant is pregnant
+
+
+def test_recent_history_results_stand_in_for_missing_labs():
+    recent = [{"date": "2025-04-15", "hba1c": 8.2, "egfr": 64, "uacr": 40}]
+    f = derive(_visit(history=recent))
+    assert (f.hba1c, f.egfr, f.uacr, f.albuminuria) == (8.2, 64, 40, True)
+    old = [{"date": "2024-09-15", "hba1c": 8.2, "egfr": 64}]
+    f = derive(_visit(history=old))
+    assert f.hba1c is None and f.egfr == 64  # HbA1c older than 4 months is not today's; eGFR within a year is

@@ -203,6 +203,18 @@ def _value(visit: Visit, loincs: tuple[str, ...]) -> tuple[float | None, dt.date
     return (lab.value, lab.date or visit.date) if lab else (None, None)
 
 
+def _recent(visit: Visit, loincs: tuple[str, ...], field: str, max_days: int) -> tuple[float | None, dt.date | None]:
+    """This visit's result, else the latest one in the history if it is recent enough."""
+    value, date = _value(visit, loincs)
+    if value is not None:
+        return value, date
+    past = [h for h in visit.history if getattr(h, field) is not None and 0 <= (visit.date - h.date).days <= max_days]
+    if not past:
+        return None, None
+    last = max(past, key=lambda h: h.date)
+    return getattr(last, field), last.date
+
+
 def _current_by_class(visit: Visit) -> dict[str, list[Medication]]:
     by_class: dict[str, list[Medication]] = {}
     for med in visit.medications:
@@ -291,7 +303,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     if bmi is None:
         bmi, _ = _value(visit, units.ANALYTES["bmi"].loincs)
 
-    hba1c, hba1c_date = _value(visit, units.HBA1C)
+    hba1c, hba1c_date = _recent(visit, units.HBA1C, "hba1c", threshold(region, "history_hba1c_max_days"))
     fpg, _ = _value(visit, units.FASTING_GLUCOSE)
     glucoses = [lab.value for lab in visit.labs if lab.loinc in units.GLUCOSE + units.FASTING_GLUCOSE]
     creatinine, _ = _value(visit, units.CREATININE)
@@ -299,7 +311,10 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     estimated = False
     if egfr is None and creatinine is not None and p.age is not None and p.sex in ("male", "female"):
         egfr, estimated = ckd_epi_2021(creatinine, p.age, p.sex), True
-    uacr, _ = _value(visit, units.UACR)
+    kidney_days = threshold(region, "history_kidney_max_days")
+    if egfr is None and creatinine is None:
+        egfr, _ = _recent(visit, units.EGFR, "egfr", kidney_days)
+    uacr, _ = _recent(visit, units.UACR, "uacr", kidney_days)
 
     current = _current_by_class(visit)
     f: dict[str, Any] = {
@@ -373,7 +388,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
         uacr=uacr,
         alt=_value(visit, units.ALT)[0],
         potassium=_value(visit, units.POTASSIUM)[0],
-        ldl=_value(visit, units.LDL)[0],
+        ldl=_recent(visit, units.LDL, "ldl", 365)[0],
         albuminuria=albuminuria,
         dyslipidaemia=dyslipidaemia,
         smoker=smoker,
