@@ -192,6 +192,8 @@ def test_clinical_text_without_identifiers_is_left_alone(text):
         ("复查日期 2023-02-30", "2023-02-30"),  # a typo is still a date
         ("女儿王芳陪同就诊", "王芳"),
         ("患者宋江因口干多饮就诊", "宋江"),
+        ("portal https://mychart.example.org/p?id=55 from 192.168.1.20", "mychart"),
+        ("logged from 192.168.1.20", "192.168"),
     ],
 )
 def test_patterns_find_identifiers(text, gone):

@@ -2,7 +2,7 @@
 
 Follows the HIPAA Safe Harbor list (45 CFR 164.514(b)(2)): names, addresses, dates (all
 elements but the year, here shifted instead so intervals survive), phone numbers, emails,
-medical record and other identifying numbers, ages over 89. Chinese resident ID numbers
+URLs and IP addresses, medical record, social security and other identifying numbers, ages over 89. Chinese resident ID numbers
 (GB 11643-1999: 17 digits + an ISO 7064 MOD 11-2 check character) are recognised by their
 check character and birth date; other long digit runs (lab accession numbers ...) are
 identifiers too and are replaced as `[NUMBER]`, so nothing hinges on the check digit alone.
@@ -37,6 +37,8 @@ PLACEHOLDER = {
     "ssn": "[SSN]",
     "date": "[DATE]",
     "identifier": "[REDACTED]",
+    "url": "[URL]",
+    "ip": "[IP]",
 }
 MAX_AGE = 90  # Safe Harbor: ages over 89 are aggregated into "90 or older"
 
@@ -62,6 +64,8 @@ _NOT_NAME_WORDS = (
 _MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_RE = r"\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\b"
 
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'，。；]+", re.IGNORECASE)
+_IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _MRN_LABEL = re.compile(
     r"((?i:MRN|MR\s*#|medical\s+record\s+(?:number|no\.?)|record\s+no\.?|account\s+(?:number|no\.?))"
@@ -309,11 +313,14 @@ def _scrub_patterns(text: str, offset: int | None) -> tuple[str, tuple[tuple[str
     tally: Counter[str] = Counter()
     if "@" in text:
         text = _sub(_EMAIL, text, "email", tally)
+    if "://" in text or "www." in text.lower():
+        text = _sub(_URL, text, "url", tally)
     if any(c.isdigit() for c in text):
         text = _sub(_MRN_LABEL, text, "mrn", tally, group=3)
         text = _RESIDENT_ID.sub(lambda m: _ident(m, tally), text)
         text = _sub(_CODE, text, "mrn", tally)
         text = _sub(_SSN, text, "ssn", tally)
+        text = _sub(_IP, text, "ip", tally)
         for pattern in _PHONES:
             text = _sub(pattern, text, "phone", tally, group=3 if pattern.groups == 3 else 0)
         if _LETTERS.search(text):

@@ -60,7 +60,7 @@ class _Run:
 
 
 def ingest_command(
-    paths: list[str],
+    paths: list[str] | str,
     fmt: str,
     mapping: str | None = None,
     deidentify: bool = False,
@@ -76,6 +76,8 @@ def ingest_command(
     Raises:
         ConfigError: --deidentify without a salt, an unreadable mapping, an unwritable `out`.
     """
+    if isinstance(paths, (str, Path)):
+        paths = [str(paths)]
     deid = None
     if deidentify:
         salt = salt or os.environ.get(SALT_ENV)

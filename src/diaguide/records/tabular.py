@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from diaguide.errors import InputError
 from diaguide.knowledge.formulary import drug_class_of
 from diaguide.records import terminology
-from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, parse_date
+from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, load_mapping, parse_date
 from diaguide.records.schema import Allergy, Diagnosis, Lab, Medication, Patient, Visit, Vitals
 from diaguide.records.units import analyte_for, canonical_loinc, to_canonical
 
@@ -146,14 +146,20 @@ def _jsonl_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dic
 
 
 def read_tabular(
-    path: str | Path, fmt: str, mapping: Mapping, progress: Callable[[int], None] | None = None
+    path: str | Path, fmt: str, mapping: Mapping | str | Path, progress: Callable[[int], None] | None = None
 ) -> Iterator[RowResult]:
     """Each row of a CSV/JSONL export as a Visit (without history) or the error that stopped it.
 
+    Args:
+        mapping: a loaded Mapping, a mapping file, or the name of a shipped one (`zh_his`).
+
     Raises:
         InputError: file-level problems (empty, binary, not text, a mapped column the file lacks).
+        ConfigError: a mapping that cannot be loaded.
     """
     path = Path(path)
+    if not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
     checked = False
     where = "row" if fmt == "csv" else "line"
     for row, cells, header in iter_rows(path, fmt, progress):
