@@ -63,22 +63,19 @@ class NarrativeCache:
         return self.store.get(Narrative, record_hash)
 
     def ensure(self, record_hash: str, visit: Visit, plan: Plan) -> Narrative | None:
-        """The narrative when ready; otherwise schedule it (once) and return what is stored (pending)."""
+        """The narrative when ready; otherwise schedule it (once per process) and return None."""
         row = self.get(record_hash)
         if row is not None and row.status == "ready":
             return row
         with self._lock:
             if record_hash in self._pending:
-                return row
+                return None
             self._pending.add(record_hash)
-        if row is None:
-            self.store.put_narrative(record_hash, "pending", model_version=self.model_version)
-        with self._lock:
             if self._pool is None:
                 # one worker: a model run uses every core it gets; queueing beats thrashing
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrative")
             self._pool.submit(self._run, record_hash, visit, plan)
-        return self.get(record_hash)
+        return None
 
     def _run(self, record_hash: str, visit: Visit, plan: Plan) -> None:
         start = time.perf_counter()
