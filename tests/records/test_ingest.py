@@ -243,3 +243,24 @@ def test_folder_without_files_of_the_format_is_a_problem(tmp_path, capsys):
     status = main(["ingest", str(tmp_path), "--format", "fhir", "--out", str(tmp_path / "v.jsonl")])
     err = capsys.readouterr().err
     assert status == 1 and "no .gz/.json files in this folder" in err
+
+
+def test_a_bug_on_one_file_does_not_lose_the_others(tmp_path, capsys, monkeypatch):
+    from diaguide.records import fhir
+
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps(BUNDLE), encoding="utf-8")
+    real = fhir.read_fhir_file
+
+    def flaky(path, **kwargs):
+        if Path(path).name == "a.json":
+            raise KeyError("resource")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(fhir, "read_fhir_file", flaky)
+    monkeypatch.delenv("DIAGUIDE_DEBUG", raising=False)
+    out = tmp_path / "out.jsonl"
+    assert main(["ingest", str(tmp_path), "--format", "fhir", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "a.json: internal error reading this file (KeyError)" in err and "Traceback" not in err
+    assert len(_lines(out)) == 2

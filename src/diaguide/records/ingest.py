@@ -45,12 +45,19 @@ class _Run:
     warnings: int = 0
 
     def problem(self, line: str) -> None:
-        print(line, file=sys.stderr)
+        tqdm.write(line, file=sys.stderr)  # above the progress bar, when there is one
 
     def warn(self, line: str) -> None:
         self.warnings += 1
         if self.warnings <= SHOWN_WARNINGS:
-            print(f"warning: {line}", file=sys.stderr)
+            tqdm.write(f"warning: {line}", file=sys.stderr)
+
+    def crashed(self, path: Path, exc: Exception) -> None:
+        """A bug met on one file: reported, and the other files still read (DIAGUIDE_DEBUG re-raises)."""
+        if os.environ.get("DIAGUIDE_DEBUG"):
+            raise exc
+        self.files_failed += 1
+        self.problem(f"{path}: internal error reading this file ({type(exc).__name__}); the other files go on")
 
     def write(self, visit: Visit, names: Iterable[str] = (), identifiers: Iterable[str] = ()) -> None:
         if self.deid is not None:
@@ -155,6 +162,9 @@ def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
             run.files_failed += 1
             run.problem(exc.line() if exc.source else f"{path}: {exc.line()}")
             continue
+        except Exception as exc:  # noqa: BLE001 - one file's bug must not lose the others
+            run.crashed(path, exc)
+            continue
         finally:
             bar.update(path.stat().st_size)
         for warning in warnings:
@@ -250,6 +260,8 @@ def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _
             except OSError as exc:
                 run.files_failed += 1
                 run.problem(f"{path}: cannot read: {exc.strerror}")
+            except Exception as exc:  # noqa: BLE001 - one file's bug must not lose the others
+                run.crashed(path, exc)
             bar.update(max(0, done + path.stat().st_size - bar.n))
         # a patient's visits may sit in several files (monthly exports): history is attached at the end
         for patient_id, offsets in spill.index.items():
