@@ -274,10 +274,14 @@ def test_negated_history_is_not_a_diagnosis():
     assert _action(plan, "sglt2i") is None and _action(plan, "glp1ra") is None
 
 
-def test_above_goal_on_a_glp1ra_the_next_step_is_basal_insulin():
-    plan = recommend(_visit(hba1c=8.6, meds=(("metformin", "metformin"), ("semaglutide", "glp1ra", "1 mg"))))
+def test_above_goal_on_two_agents_adds_a_third_class_then_basal_insulin():
+    two = recommend(_visit(hba1c=8.6, meds=(("metformin", "metformin"), ("semaglutide", "glp1ra", "1 mg"))))
+    assert _action(two, "sglt2i") == "start" and _action(two, "basal_insulin") is None
+    assert _action(two, "dpp4i") is None  # no DPP-4i on top of a GLP-1 RA
+    three = (("metformin", "metformin"), ("semaglutide", "glp1ra"), ("empagliflozin", "sglt2i"))
+    plan = recommend(_visit(hba1c=8.6, meds=three))
     assert _action(plan, "basal_insulin") == "start"
-    assert _action(plan, "dpp4i") is None  # no DPP-4i on top of a GLP-1 RA
+    assert {m.drug_class for m in plan.medications if m.action == "start"} <= {"basal_insulin", "statin"}
 
 
 def test_above_goal_on_premixed_insulin_titrates_it():

@@ -188,17 +188,17 @@ def _type2(b: PlanBuilder) -> None:
     on_insulin = ("basal_insulin", "premixed_insulin")
     if added < needed and b.active(*on_insulin) and b.adjust(on_insulin, "insulin_titrate"):
         added += 1
-    # Above goal on a GLP-1 RA, or on three other agents: basal insulin is the next step (ADA Figure 9.4).
-    taking = b.kept(*NON_INSULIN)
-    if added < needed and not b.active(*INSULINS) and (taking & {"glp1ra", "gip_glp1ra"} or len(taking) >= 3):
-        added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
     key = "intensify_order_older" if f.older else "intensify_order"
     rule = "early_combination" if needed == 2 else "intensify"
-    for cls in b.cfg[key]["value"]:
-        if added >= needed:
-            break
-        if b.start(cls, "acarbose_first_line" if cls == "agi" else rule):
-            added += 1
+    # Another class while the regimen is short of three agents (ADA 2025 Figure 9.3) ...
+    if len(b.kept(*NON_INSULIN) | set(b.started)) < 3:
+        for cls in b.cfg[key]["value"]:
+            if added >= needed:
+                break
+            added += b.start(cls, "acarbose_first_line" if cls == "agi" else rule)
+    # ... then basal insulin (Figure 9.4: on a GLP-1 RA or three agents and still above goal).
+    if added < needed and not b.active(*INSULINS):
+        added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
     if added < needed:
         b.prompt("no_agent_left")
 
