@@ -40,3 +40,26 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.close()
+
+
+def test_upgrade_keeps_rows_written_by_an_older_version(db_url):
+    from sqlalchemy import text
+
+    from diaguide.service.migrations import upgrade
+    from diaguide.service.store import make_engine
+
+    upgrade(db_url, "0001")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO recommendations (id, created_at, channel, record_hash, visit, plan, warnings) "
+                "VALUES ('r1', CURRENT_TIMESTAMP, 'rest', 'h', '{}', '{}', '[]')"
+            )
+        )
+    engine.dispose()
+    store = Store(db_url)  # startup migrates to head
+    from diaguide.service.store import Recommendation
+
+    assert store.get(Recommendation, "r1").plan_source == "guideline"
+    store.close()
