@@ -18,6 +18,7 @@ PAIRS = [
     ("glipizide", "voriconazole", {}, "sulfonylurea_azole", "warning"),
     ("gliclazide", "miconazole oral gel", {}, "sulfonylurea_azole", "warning"),
     ("glyburide", "gemfibrozil", {}, "sulfonylurea_gemfibrozil", "warning"),
+    ("glyburide", "fenofibrate 145 mg", {}, "sulfonylurea_other_fibrate", "warning"),
     ("glimepiride", "ciprofloxacin 500 mg bid", {}, "sulfonylurea_fluoroquinolone", "warning"),
     ("glipizide", "levofloxacin", {}, "sulfonylurea_fluoroquinolone", "warning"),
     ("glipizide", "Bactrim DS", {}, "sulfonylurea_sulfonamide", "warning"),
@@ -124,3 +125,30 @@ def test_pair_of_current_drugs_not_in_the_plan_is_raised_only_when_contraindicat
     assert [f.severity for f in found if f.rule_id.startswith("interaction.")] == ["critical"]
     quiet = check(visit_factory(meds=("glimepiride", "fluconazole")), plan)
     assert not [f for f in quiet if f.rule_id.startswith("interaction.")]
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "fires"),
+    [
+        ("treatment", "Continue metformin; coronary angiography next week.", True),
+        ("treatment", "拟行冠脉造影", True),
+        ("lab", "CT angiography", True),
+        ("notes", "Scheduled for contrast-enhanced CT of the abdomen on Monday.", True),
+        ("notes", "s/p PCI 2019, stable angina.", False),
+        ("notes", "History of coronary angiography in 2015.", False),
+        ("treatment", "No contrast study needed.", False),
+    ],
+)
+def test_contrast_study_in_plan_or_notes_meets_metformin(visit_factory, plan_factory, where, text, fires) -> None:
+    from diaguide.records.schema import LabOrder
+
+    visit = visit_factory(egfr=50, present_illness=text if where == "notes" else "")
+    plan = plan_factory(("metformin", "continue", "1000 mg bid"))
+    if where == "treatment":
+        plan.treatment = text
+    if where == "lab":
+        plan.labs.append(LabOrder(loinc="x", name=text, reason="chest pain"))
+    found = [f for f in check(visit, plan) if f.rule_id == "interaction.metformin_iodinated_contrast"]
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and "metformin" in found[0].drugs

@@ -193,3 +193,30 @@ def test_sglt2i_with_sharp_insulin_cut(visit_factory, plan_factory, new_dose, fi
     assert bool(hit) is fires
     if fires:
         assert hit[0].severity == "warning" and "ketoacidosis" in hit[0].message
+
+
+@pytest.mark.parametrize(
+    ("line", "drug_class", "visit_kw", "rule"),
+    [
+        ("GLP-1 RA weekly", "glp1ra", {"dx": ("E11.9", "E31.22")}, "glp1_men2_mtc"),
+        ("basal insulin 10 U qhs", "basal_insulin", {"dx": ("E11.9", "E16.0")}, "hypoglycaemia_recent"),
+        ("SGLT2 inhibitor", "sglt2i", {"egfr": 15}, "sglt2i_start_egfr_below_20"),
+        ("磺脲类", "sulfonylurea", {"dx": ("E10.9",), "meds": ("insulin glargine",)}, "type1_sulfonylurea"),
+    ],
+)
+def test_class_named_instead_of_drug_is_checked_by_class(
+    visit_factory, plan_factory, line, drug_class, visit_kw, rule
+) -> None:
+    findings = check(visit_factory(**visit_kw), plan_factory((line, "start")))
+    ids = {f.rule_id for f in findings}
+    assert rule in ids and "class_only" in ids and "unknown_drug" not in ids
+
+
+def test_type1_plan_saying_just_insulin_is_not_oral_only(visit_factory, plan_factory) -> None:
+    findings = check(visit_factory(dx=("E10.9",)), plan_factory(("insulin", "continue"), ("metformin", "start")))
+    assert "type1_no_insulin" not in {f.rule_id for f in findings}
+
+
+def test_secretagogue_with_alcohol_abuse(visit_factory, plan_factory) -> None:
+    visit = visit_factory(dx=("E11.9", "F10.20"))
+    assert any(f.rule_id == "sulfonylurea_alcohol" for f in check(visit, plan_factory(("glimepiride", "start"))))

@@ -22,6 +22,7 @@ from diaguide.errors import ConfigError
 from diaguide.records.schema import DRUG_CLASSES
 
 FORMULARY_PATH = Path(__file__).with_name("formulary.yaml")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the formulary ~10x faster
 
 _ATC_RE = re.compile(r"^[A-Z]\d\d[A-Z]{2}\d\d$")
 # "860975", "rxnorm:860975", "http://www.nlm.nih.gov/research/umls/rxnorm|860975"
@@ -117,7 +118,7 @@ class _Index:
 @functools.lru_cache(maxsize=1)
 def _index() -> _Index:
     try:
-        data = yaml.safe_load(FORMULARY_PATH.read_text(encoding="utf-8"))
+        data = yaml.load(FORMULARY_PATH.read_text(encoding="utf-8"), Loader=_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read formulary: {exc}", source=str(FORMULARY_PATH)) from exc
     drugs: dict[str, Drug] = {}

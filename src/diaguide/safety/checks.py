@@ -18,13 +18,27 @@ def _finding(rule_id: str, spec: dict[str, Any], drugs: list[str], message: str)
 
 
 def unknown_drugs(regimen: Regimen, facts: Facts) -> list[Finding]:
+    """Plan lines the formulary does not know: an info finding each, never silence."""
     spec = rules_data()["checks"]["unknown_drug"]
+    words = rules_data()["class_words"]
     out, seen = [], set()
     for e in regimen.plan:
         if e.known or not e.label or e.label in seen:
             continue
         seen.add(e.label)
-        out.append(_finding("unknown_drug", spec, [e.label], render(spec["message"], facts, e)))
+        if e.class_only:
+            msg = render(words["message"], facts, e, drug_class=e.drug_class)
+            out.append(
+                Finding(
+                    rule_id="class_only",
+                    severity=words["severity"],
+                    drugs=[e.label],
+                    message=msg,
+                    source=words["source"],
+                )
+            )
+        else:
+            out.append(_finding("unknown_drug", spec, [e.label], render(spec["message"], facts, e)))
     return out
 
 
@@ -172,7 +186,7 @@ def type1_without_insulin(regimen: Regimen, facts: Facts) -> list[Finding]:
     active = regimen.active()
     lowering = [e for e in active if e.drug_class in GLUCOSE_LOWERING_CLASSES]
     plan_lowering = [e for e in regimen.plan_active() if e.drug_class in GLUCOSE_LOWERING_CLASSES]
-    if not plan_lowering or any(e.drug_class in INSULIN_CLASSES for e in lowering):
+    if not plan_lowering or any(e.is_insulin for e in lowering + active):
         return []
     spec = rules_data()["checks"]["type1_no_insulin"]
     labels = list(dict.fromkeys(e.label for e in plan_lowering))

@@ -10,12 +10,20 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from diaguide.knowledge.formulary import Drug, ingredients
+from diaguide.knowledge.conditions import mentions
+from diaguide.knowledge.formulary import Drug, get, ingredients
 from diaguide.records.schema import DRUG_CLASSES, Plan, Visit
+from diaguide.safety.data import rules_data
 from diaguide.safety.dose import DoseAmount, parse_dose
 
 INSULIN_CLASSES = frozenset({"basal_insulin", "prandial_insulin", "premixed_insulin"})
 # an "adjust" order whose reason says the dose goes down
+_INSULIN_WORD = re.compile(r"insulin|胰岛素", re.IGNORECASE)
+# a clause of the notes that announces a study to come ("scheduled for CT angiography", "拟行冠脉造影")
+_PLANNED = re.compile(
+    r"schedul|planned|plan for|upcoming|booked|will (have|undergo)|next week|拟|计划|预约|将行|准备行", re.IGNORECASE
+)
+_CLAUSES = re.compile(r"[.;\n。；]")
 _LOWER = re.compile(r"reduc|lower|decreas|taper|de-?intensif|cut|halve|减量|减少|下调|减半|降低剂量", re.IGNORECASE)
 
 
@@ -31,6 +39,7 @@ class Entry:
     dose: str | None = None
     frequency: str | None = None
     reason: str = ""
+    class_only: bool = False  # the line names a class ("basal insulin"), not a drug
 
     @property
     def key(self) -> str:
@@ -44,6 +53,11 @@ class Entry:
     @property
     def known(self) -> bool:
         return self.drug is not None
+
+    @property
+    def is_insulin(self) -> bool:
+        """An insulin of any kind, including a line that only says "insulin"."""
+        return self.drug_class in INSULIN_CLASSES or bool(_INSULIN_WORD.search(self.label))
 
     def amount(self) -> DoseAmount | None:
         """The written dose per day/week in the formulary unit, when the text states one."""
@@ -63,6 +77,14 @@ def _class(written: object) -> str:
     return written if isinstance(written, str) and written in DRUG_CLASSES else "other"
 
 
+def class_from_words(text: str) -> str | None:
+    """The class a generic line names ("GLP-1 RA", "basal insulin", "磺脲类"), or None."""
+    for drug_class, patterns in rules_data()["class_words"]["classes"].items():
+        if any(re.search(p, text, re.IGNORECASE) for p in patterns):
+            return drug_class
+    return None
+
+
 def _entries(
     label: object, written_class: object, origin: str, action: str, dose: object, freq: object, reason: object = ""
 ) -> list[Entry]:
@@ -74,7 +96,11 @@ def _entries(
         dose_text = text  # "二甲双胍缓释片 0.5g bid": the drug line itself may carry the dose
     drugs = ingredients(text)
     if not drugs:
-        return [Entry(text.strip(), None, _class(written_class), origin, action, dose_text, freq_text, why)]
+        drug_class, class_only = _class(written_class), False
+        if drug_class == "other" and text.strip():
+            inferred = class_from_words(text)
+            drug_class, class_only = (inferred, True) if inferred else ("other", False)
+        return [Entry(text.strip(), None, drug_class, origin, action, dose_text, freq_text, why, class_only)]
     # a single-ingredient line keeps its dose; the strengths of a combination line are ambiguous
     keep_dose = len(drugs) == 1
     return [
@@ -130,8 +156,24 @@ class Regimen:
         return entry.action == "adjust" and bool(_LOWER.search(entry.reason))
 
 
+def _contrast_study(visit: Visit, plan: Plan) -> str | None:
+    """Where an iodinated contrast study is announced: "plan" (treatment, lab orders), "visit"
+    (a clause of the notes that says it is planned), or None. Past studies ("s/p PCI") do not count."""
+    patterns = rules_data()["contrast_study"]["patterns"]
+    plan_texts = [plan.treatment, *(f"{lab.name} {lab.reason}" for lab in plan.labs)]
+    if mentions([t for t in plan_texts if t], patterns, current_only=True):
+        return "plan"
+    notes = [visit.chief_complaint, visit.present_illness]
+    clauses = [c for t in notes if t for c in _CLAUSES.split(t) if _PLANNED.search(c)]
+    return "visit" if clauses and mentions(clauses, patterns, current_only=True) else None
+
+
 def build_regimen(visit: Visit, plan: Plan) -> Regimen:
-    """Normalise the plan's orders and the visit's medications through the formulary."""
+    """Normalise the plan's orders and the visit's medications through the formulary.
+
+    An iodinated contrast study announced in the plan or the notes joins the regimen, so the
+    interaction table sees it next to metformin.
+    """
     plan_entries: list[Entry] = []
     for order in plan.medications:
         plan_entries += _entries(
@@ -140,4 +182,12 @@ def build_regimen(visit: Visit, plan: Plan) -> Regimen:
     current: list[Entry] = []
     for med in visit.medications:
         current += _entries(med.drug, med.drug_class, "current", "continue", med.dose, med.frequency)
+    contrast = get("iodinated contrast")
+    already = any(e.drug is contrast for e in plan_entries + current)
+    where = None if already or contrast is None else _contrast_study(visit, plan)
+    if where is not None:
+        label = rules_data()["contrast_study"]["label"]
+        origin, action = ("plan", "start") if where == "plan" else ("current", "continue")
+        entry = Entry(label, contrast, contrast.drug_class, origin, action)
+        (plan_entries if where == "plan" else current).append(entry)
     return Regimen(plan_entries, current)

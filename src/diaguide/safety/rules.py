@@ -7,40 +7,17 @@ engine so both read a record the same way) and one plan drug.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
 from diaguide.records.schema import Finding
+from diaguide.safety.data import RULES_PATH, load_yaml, rules_data
 from diaguide.safety.regimen import Entry, Regimen
 
-RULES_PATH = Path(__file__).with_name("rules.yaml")
+__all__ = ["RULES_PATH", "contraindications", "holds", "load_yaml", "render", "rules_data", "targets"]
+
 DEFAULT_ACTIONS = ("start", "continue", "adjust")
-
-
-@functools.cache
-def load_yaml(path: Path) -> dict[str, Any]:
-    """A knowledge YAML file, parsed once; a broken file is a ConfigError naming it."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=str(path)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", source=str(path))
-    return data
-
-
-def rules_data() -> dict[str, Any]:
-    data = load_yaml(RULES_PATH)
-    for i, rule in enumerate(data.get("rules") or []):
-        for key in ("id", "severity", "message", "source"):
-            if not rule.get(key):
-                raise ConfigError(f"missing {key!r}", source=str(RULES_PATH), field=f"rules[{i}]")
-    return data
 
 
 def alt_uln() -> float:

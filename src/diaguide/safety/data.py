@@ -1,0 +1,36 @@
+"""The safety module's YAML files, parsed once; a broken file is a ConfigError that names it."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diaguide.errors import ConfigError
+
+RULES_PATH = Path(__file__).with_name("rules.yaml")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when libyaml is there
+
+
+@functools.cache
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A knowledge YAML file, parsed once."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", source=str(path))
+    return data
+
+
+def rules_data() -> dict[str, Any]:
+    """safety/rules.yaml, with every per-drug rule checked for its id, severity, message and source."""
+    data = load_yaml(RULES_PATH)
+    for i, rule in enumerate(data.get("rules") or []):
+        for key in ("id", "severity", "message", "source"):
+            if not rule.get(key):
+                raise ConfigError(f"missing {key!r}", source=str(RULES_PATH), field=f"rules[{i}]")
+    return data
