@@ -274,14 +274,36 @@ def test_negated_history_is_not_a_diagnosis():
     assert _action(plan, "sglt2i") is None and _action(plan, "glp1ra") is None
 
 
-def test_above_goal_on_two_agents_adds_a_third_class_then_basal_insulin():
-    two = recommend(_visit(hba1c=8.6, meds=(("metformin", "metformin"), ("semaglutide", "glp1ra", "1 mg"))))
+def test_above_goal_adds_classes_up_to_four_then_basal_insulin():
+    two = recommend(
+        _visit(hba1c=8.6, meds=(("metformin", "metformin", "1000 mg bid"), ("semaglutide", "glp1ra", "1 mg")))
+    )
     assert _action(two, "sglt2i") == "start" and _action(two, "basal_insulin") is None
     assert _action(two, "dpp4i") is None  # no DPP-4i on top of a GLP-1 RA
-    three = (("metformin", "metformin"), ("semaglutide", "glp1ra"), ("empagliflozin", "sglt2i"))
-    plan = recommend(_visit(hba1c=8.6, meds=three))
+    four = (("metformin", "metformin", "1000 mg bid"), ("semaglutide", "glp1ra"), ("empagliflozin", "sglt2i"),
+            ("glipizide", "sulfonylurea"))  # fmt: skip
+    plan = recommend(_visit(hba1c=8.6, meds=four))
     assert _action(plan, "basal_insulin") == "start"
     assert {m.drug_class for m in plan.medications if m.action == "start"} <= {"basal_insulin", "statin"}
+
+
+@pytest.mark.parametrize(("dose", "raised"), [("500 mg bid", True), ("0.5 g tid", True), ("1000 mg bid", False)])
+def test_submaximal_metformin_is_raised_before_adding_a_class(dose, raised):
+    plan = recommend(_visit(hba1c=7.6, meds=(("metformin", "metformin", dose),)))
+    metformin = next(m for m in plan.medications if m.drug_class == "metformin")
+    new = [m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES]
+    if raised:
+        assert (metformin.action, metformin.dose) == ("adjust", "1000 mg") and not new
+    else:
+        assert metformin.action == "continue" and new == ["sglt2i"]
+
+
+def test_two_drugs_of_one_class_keep_the_first():
+    plan = recommend(_visit(hba1c=6.8, meds=(("glimepiride", "sulfonylurea"), ("glipizide", "sulfonylurea"))))
+    assert [(m.drug, m.action) for m in plan.medications if m.drug_class == "sulfonylurea"] == [
+        ("glimepiride", "continue"),
+        ("glipizide", "stop"),
+    ]
 
 
 def test_above_goal_on_premixed_insulin_titrates_it():

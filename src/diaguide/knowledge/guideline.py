@@ -16,6 +16,7 @@ from diaguide.knowledge.plan_builder import (
     MG_DL_PER_MMOL_L,
     NON_INSULIN,
     PlanBuilder,
+    daily_mg,
     treatment_text,
 )
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
@@ -68,6 +69,10 @@ def _safety_stops(b: PlanBuilder) -> None:
         b.stop(["arb"], "raas_dual")
     if f.pancreatitis and b.active("glp1ra", "gip_glp1ra", "dpp4i"):
         b.prompt("pancreatitis_caution")
+    for cls in (*NON_INSULIN, "basal_insulin", "statin", "acei", "arb"):  # two drugs of one class: keep the first
+        kept = [i for i in b.meds_of(cls) if i not in b.decided or b.decided[i].action != "stop"]
+        for i in kept[1:]:
+            b.order(i, "stop", b.say("duplicate_class", drug=b.current[i][0].drug))
 
 
 def _twice(lang: str) -> str:
@@ -188,19 +193,37 @@ def _type2(b: PlanBuilder) -> None:
     on_insulin = ("basal_insulin", "premixed_insulin")
     if added < needed and b.active(*on_insulin) and b.adjust(on_insulin, "insulin_titrate"):
         added += 1
+    if added < needed and _uptitrate_metformin(b):
+        added += 1
     key = "intensify_order_older" if f.older else "intensify_order"
     rule = "early_combination" if needed == 2 else "intensify"
-    # Another class while the regimen is short of three agents (ADA 2025 Figure 9.3) ...
-    if len(b.kept(*NON_INSULIN) | set(b.started)) < 3:
+    # Another class while the regimen is short of four (ADA 2025 Figure 9.3) ...
+    if len(b.kept(*NON_INSULIN) | set(b.started)) < b.t("max_non_insulin_classes"):
         for cls in b.cfg[key]["value"]:
             if added >= needed:
                 break
             added += b.start(cls, "acarbose_first_line" if cls == "agi" else rule)
-    # ... then basal insulin (Figure 9.4: on a GLP-1 RA or three agents and still above goal).
+    # ... then basal insulin (Figure 9.4: above goal despite several agents).
     if added < needed and not b.active(*INSULINS):
         added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
     if added < needed:
         b.prompt("no_agent_left")
+
+
+def _uptitrate_metformin(b: PlanBuilder) -> bool:
+    """Raise a submaximal metformin dose (< 2000 mg/day) when the kidneys allow the full dose."""
+    target = b.t("metformin_target_daily_mg")
+    for i in b.meds_of("metformin"):
+        med = b.current[i][0]
+        daily = daily_mg(med.dose, med.frequency)
+        if i in b.decided or daily is None or daily >= target:
+            continue
+        if b.f.egfr is None or b.f.egfr < b.t("metformin_reduce_below_egfr"):
+            return False
+        freq = "每日2次，随餐" if b.lang == "zh" else "twice daily with meals"
+        b.order(i, "adjust", b.say("metformin_uptitrate", dose=f"{daily:g}"), f"{target / 2:g} mg", freq)
+        return True
+    return False
 
 
 def _cardiovascular(b: PlanBuilder) -> None:

@@ -42,6 +42,29 @@ def _scaled(dose: str | None, factor: float) -> str | None:
     return f"{value:.0f} {parsed[1]}".strip() if value >= 2 else f"{value:g} {parsed[1]}".strip()
 
 
+_PER_DAY = (
+    (r"\b(tid|t\.i\.d|three times)\b|每日3次|一日3次|每天3次|日三次", 3),
+    (r"\b(bid|b\.i\.d|twice)\b|每日2次|一日2次|每天2次|日两次|早晚", 2),
+    (r"\b(qd|once|daily|q\.d|qhs|nightly)\b|每日1次|一日1次|每天1次|每晚|每日一次", 1),
+)
+
+
+def daily_mg(dose: str | None, frequency: str | None) -> float | None:
+    """Total mg per day from a dose and frequency (`0.5 g` + `bid` -> 1000); None when unreadable."""
+    parsed = _number(dose)
+    if parsed is None:
+        return None
+    amount, unit = parsed
+    unit_l = unit.lower()
+    if unit_l.startswith("g"):
+        amount *= 1000
+    elif not unit_l.startswith("mg"):
+        return None
+    text = f"{dose} {frequency or ''}"
+    times = next((n for pattern, n in _PER_DAY if re.search(pattern, text, re.IGNORECASE)), None)
+    return amount * times if times else None
+
+
 class PlanBuilder:
     """Collects the decisions for one visit: one order per current drug, one per new class."""
 
