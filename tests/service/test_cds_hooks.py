@@ -71,8 +71,14 @@ def test_patient_view_suggestions_are_draft_fhir_orders(demo_client):
         assert a["resource"]["subject"] == {"reference": "Patient/pat-1"}
 
 
+@pytest.fixture
+def fhir_client(make_client):
+    return make_client(demo=True, fhir_servers=["http://fhir.example/"])
+
+
 @pytest.mark.parametrize("form", ["missing", "null", "operation_outcome"])
-def test_missing_prefetch_is_read_from_the_fhir_server_with_the_token(demo_client, form):
+def test_missing_prefetch_is_read_from_the_fhir_server_with_the_token(fhir_client, form):
+    demo_client = fhir_client
     server = FakeFHIRServer()
     demo_client.app.state.ctx.fhir_transport = server.transport()
     body = hook_request(
@@ -105,14 +111,28 @@ def test_an_empty_bundle_is_data_not_a_gap(demo_client):
     assert demo_client.post(PV, json=body).status_code == 200
 
 
-def test_fhir_server_refusing_the_token_is_412(demo_client):
-    demo_client.app.state.ctx.fhir_transport = FakeFHIRServer(token="other").transport()
+def test_fhir_server_refusing_the_token_is_412(fhir_client):
+    demo_client = fhir_client
+    server = FakeFHIRServer(token="other")
+    demo_client.app.state.ctx.fhir_transport = server.transport()
     body = hook_request(
         fhirServer="http://fhir.example/r4",
         fhirAuthorization={"access_token": "stale", "token_type": "Bearer"},
         prefetch=None,
     )
     assert demo_client.post(PV, json=body).status_code == 412
+    assert server.seen  # it did try, with the token it was given
+
+
+def test_unlisted_fhir_server_is_never_read_without_jwt(demo_client):
+    """No SSRF: with auth off, a caller cannot make the service fetch an arbitrary URL."""
+    server = FakeFHIRServer()
+    demo_client.app.state.ctx.fhir_transport = server.transport()
+    body = hook_request(
+        fhirServer="http://169.254.169.254/latest", fhirAuthorization={"access_token": "fhir-token"}, prefetch=None
+    )
+    assert demo_client.post(PV, json=body).status_code == 412
+    assert server.seen == []
 
 
 def test_order_sign_flags_the_draft_order(demo_client):

@@ -104,6 +104,8 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
         isinstance(draft_orders, dict) and draft_orders.get("resourceType") == "Bundle"
     ):
         return _error(400, "context.draftOrders must be a FHIR Bundle", request)
+    if call.fhirServer and not _fhir_server_allowed(call.fhirServer, ctx.settings):
+        return _error(412, "fhirServer is not on this service's allow-list", request)
     try:
         bundle = await gather(
             call.prefetch,
@@ -130,6 +132,19 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
             CARDS.labels(level).inc(n)
     audit_note(request, outcome="ok", **{f"cards_{k}": v for k, v in counts.items()})
     return JSONResponse({"cards": cards, "systemActions": []})
+
+
+def _fhir_server_allowed(url: str, settings) -> bool:
+    """Whether the service may read this fhirServer: listed, or any when the caller was authenticated.
+
+    Without JWTs (demo) an open list would let anyone make the service fetch any URL (SSRF), so
+    then only listed servers are read.
+    """
+    if not url.startswith(("https://", "http://")):
+        return False
+    if settings.fhir_servers:
+        return any(url.startswith(prefix) for prefix in settings.fhir_servers)
+    return settings.cds_auth == "jwt"
 
 
 async def _plan_cards(

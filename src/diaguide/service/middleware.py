@@ -21,7 +21,7 @@ from diaguide.service.metrics import LATENCY, REQUESTS
 from diaguide.service.store import AuditRecord
 
 log = logging.getLogger("diaguide.service")
-AUDITED_PREFIXES = ("/cds-services", "/api/v1")
+AUDITED_PREFIXES = ("/cds-services", "/api/v1", "/login")
 
 
 class BodyTooLarge(HTTPException):
@@ -30,7 +30,8 @@ class BodyTooLarge(HTTPException):
 
 
 def _audited(method: str, path: str) -> bool:
-    return path.startswith(AUDITED_PREFIXES) or (method == "POST" and path.startswith("/page"))
+    # every EHR call, every API call, and every page view or post that touches a patient's record
+    return path.startswith(AUDITED_PREFIXES) or path.startswith("/page/")
 
 
 def _outcome(status: int) -> str:

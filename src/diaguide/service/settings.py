@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     model_version: str = Field("rules", description="recorded in every audit record")
     adapter_version: str | None = None
     fhir_timeout_seconds: float = Field(5.0, gt=0)
+    fhir_servers: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes the service may read as fhirServer (JSON list); empty: any, when JWTs are checked",
+    )
 
     @model_validator(mode="after")
     def _auth_default(self) -> Settings:
