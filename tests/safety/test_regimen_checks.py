@@ -137,6 +137,13 @@ def test_same_drug_current_and_plan_is_not_a_duplicate(visit_factory, plan_facto
         ("0.5 mg weekly", None, "mg", 0.5, "week"),
         ("10 mcg bid", None, "mcg", 20, "day"),
         ("2550 mg/day", None, "mg", 2550, "day"),
+        ("500mg 2 times a day", None, "mg", 1000, "day"),
+        ("850 mg 3x daily", None, "mg", 2550, "day"),
+        ("0.5g", "一天2次", "mg", 1000, "day"),
+        ("每次0.5g，每日3次", None, "mg", 1500, "day"),
+        ("2 mg", "1次/周", "mg", 2, "week"),
+        ("0.5g 3次/日", None, "mg", 1500, "day"),
+        ("1500mg/日", None, "mg", 1500, "day"),
     ],
 )
 def test_dose_text_is_read(dose, freq, unit, amount, period) -> None:

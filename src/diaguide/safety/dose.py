@@ -74,7 +74,10 @@ _FREQUENCIES: list[tuple[re.Pattern[str], float, str]] = [
         ),
     ]
 ]
-_TOTAL_PER_DAY = re.compile(r"/\s*d(ay)?\b|per day|a day|/日|/天|每日总量|日总量", re.IGNORECASE)
+_TOTAL_PER_DAY = re.compile(
+    r"\d\s*(?:mg|mcg|μg|µg|ug|g|iu|units?|u|毫克|克|单位)\s*(?:/\s*(?:d|day|日|天)\b|/\s*[日天]|per day|a day)|每日总量|日总量",
+    re.IGNORECASE,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +93,22 @@ class DoseAmount:
         return f"{self.amount:g} {self.unit}{per}"
 
 
+# "2 times a day", "3x daily", "每日3次", "一天2次", "2次/日", "once every week" are counted from the number
+_COUNT_PER_DAY = re.compile(
+    r"(\d)\s*(?:times|x|×)\s*(?:a |per |/\s*)?(?:day|daily|d)\b|(?:每日|每天|一日|一天|日)\s*(\d)\s*次|(\d)\s*次\s*/\s*[日天]",
+    re.IGNORECASE,
+)
+_COUNT_PER_WEEK = re.compile(
+    r"(\d)\s*(?:times|x|×)\s*(?:a |per |/\s*)?w(ee)?k|每周\s*(\d)\s*次|(\d)\s*次\s*/\s*周", re.IGNORECASE
+)
+
+
 def _frequency(text: str) -> tuple[float, str] | None:
+    for pattern, period in ((_COUNT_PER_WEEK, "week"), (_COUNT_PER_DAY, "day")):
+        m = pattern.search(text)
+        if m:
+            number = next(g for g in m.groups() if g and g.isdigit())
+            return float(number), period
     for pattern, count, period in _FREQUENCIES:
         if pattern.search(text):
             return count, period
