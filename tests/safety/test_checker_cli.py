@@ -85,3 +85,13 @@ def test_apply_safety_attaches_findings_and_prompts_for_critical(visit_factory, 
 def test_apply_safety_prompt_in_chinese_for_zh_visit(visit_factory, plan_factory) -> None:
     checked = apply_safety(visit_factory(egfr=25, language="zh"), plan_factory(("二甲双胍", "continue")))
     assert checked.prompts and checked.prompts[0].startswith("安全警示")
+
+
+def test_check_accepts_plain_dicts_and_names_a_bad_field() -> None:
+    from diaguide.safety.checker import check
+
+    visit = {"visit_id": "v", "patient_id": "p", "date": "2025-01-01", "labs": [{"loinc": "33914-3", "value": 20}]}
+    findings = check(visit, {"medications": [{"drug": "metformin", "action": "continue"}]})
+    assert findings[0].rule_id == "metformin_egfr_below_30"
+    with pytest.raises(InputError, match="medications.0.action"):
+        check(visit, {"medications": [{"drug": "metformin", "action": "maybe"}]})
