@@ -100,3 +100,14 @@ def test_jwks_from_a_url_is_fetched_once_and_cached(make_client, ehr_keys):
 def test_auth_off_only_by_setting(make_client):
     assert make_client(cds_auth="off").get("/cds-services").status_code == 200
     assert make_client().get("/cds-services").status_code == 401  # production default: jwt
+
+
+def test_audience_is_the_public_url_behind_a_proxy(make_client, ehr_keys):
+    client = make_client(
+        cds_auth="jwt",
+        cds_trusted_issuers={ISSUER: str(ehr_keys.path)},
+        public_base_url="https://cds.hospital.example/diaguide",
+    )
+    public = "https://cds.hospital.example/diaguide/cds-services"
+    assert _get(client, ehr_keys.token(public)).status_code == 200
+    assert _get(client, ehr_keys.token(URL)).status_code == 401

@@ -54,6 +54,21 @@ def test_login_page_and_rest_token(make_client):
     assert audit.status_code == 200 and audit.json()
     assert all("password" not in str(row) for row in audit.json())
 
+    admin = {"Authorization": f"Bearer {token['access_token']}"}
+    created = client.post("/api/v1/users", json={"username": "dr.wang", "password": "wang-pass-9"}, headers=admin)
+    assert created.status_code == 201
+    assert (
+        client.post("/api/v1/auth/token", json={"username": "dr.wang", "password": "wang-pass-9"}).json()["role"]
+        == "physician"
+    )
+    physician = client.post("/api/v1/auth/token", json={"username": "dr.li", "password": "physician-pass"}).json()
+    refused = client.post(
+        "/api/v1/users",
+        json={"username": "x", "password": "xxxxxxxxx", "role": "admin"},
+        headers={"Authorization": f"Bearer {physician['access_token']}"},
+    )
+    assert refused.status_code == 403
+
 
 def test_login_redirect_never_leaves_the_site(make_client):
     client = make_client(admin_username="admin", admin_password="admin-pass-1")

@@ -143,6 +143,7 @@ def test_order_sign_flags_the_draft_order(demo_client):
     cards = response.json()["cards"]
     assert cards and cards[0]["indicator"] == "critical"
     assert card_errors(cards[0]) == []
+    assert 'diaguide_cards_total{indicator="critical"}' in demo_client.get("/metrics").text
     remove = cards[0]["suggestions"][0]["actions"][0]
     assert remove == {
         "type": "delete",

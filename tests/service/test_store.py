@@ -63,3 +63,12 @@ def test_upgrade_keeps_rows_written_by_an_older_version(db_url):
 
     assert store.get(Recommendation, "r1").plan_source == "guideline"
     store.close()
+
+
+def test_expired_token_ids_are_swept(db_url):
+    store = Store(db_url)
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    assert store.claim_token("https://ehr", "old", past)
+    store.purge_tokens()
+    assert store.claim_token("https://ehr", "old", past)  # gone: its token is long expired anyway
+    store.close()

@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 
 def build_context(settings: Settings) -> Context:
     store = Store(settings.database_url)
+    store.purge_tokens()
     if settings.admin_username and settings.admin_password:
         create_user(store, settings.admin_username, settings.admin_password, role="admin")
     if not settings.secret_key and not settings.demo:

@@ -28,6 +28,7 @@ log = logging.getLogger("diaguide.service")
 # CDS Hooks 2.0: ES384 or RS384 SHALL be supported; ES256/RS256 accepted too. Never none or HMAC:
 # an HMAC secret would have to be shared with every EHR, and `none` proves nothing.
 ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
+PURGE_EVERY = 500  # verified tokens between sweeps of expired jti rows
 
 
 class AuthError(Exception):
@@ -81,6 +82,7 @@ class JWTVerifier:
         self.settings = settings
         self.store = store
         self.jwks = JWKSCache(settings.cds_trusted_issuers, settings.jwks_cache_seconds, transport)
+        self._claims = 0
 
     def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
         """The token's claims, or AuthError. `audience` is the exact URL the EHR called."""
@@ -120,6 +122,9 @@ class JWTVerifier:
         expires = dt.datetime.fromtimestamp(claims["exp"] + self.settings.jwt_leeway_seconds, dt.timezone.utc)
         if not self.store.claim_token(issuer, str(claims["jti"]), expires):
             raise AuthError("replayed jti")
+        self._claims += 1
+        if self._claims % PURGE_EVERY == 0:
+            self.store.purge_tokens()  # expired ids can never be replayed (exp is checked first)
         return claims
 
 

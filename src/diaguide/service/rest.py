@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from diaguide.records.schema import Plan
 from diaguide.service import engine
-from diaguide.service.auth_users import authenticate
+from diaguide.service.auth_users import authenticate, create_user
 from diaguide.service.deps import Admin, Ctx, User, audit_note
 from diaguide.service.store import AuditRecord, Feedback, Narrative, Recommendation, new_id
 
@@ -25,6 +25,12 @@ router = APIRouter(prefix="/api/v1", tags=["REST API"])
 class TokenIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=200)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    role: Literal["physician", "admin"] = "physician"
 
 
 class TokenOut(BaseModel):
@@ -104,6 +110,12 @@ def token(body: TokenIn, ctx: Ctx, request: Request) -> TokenOut:
         raise HTTPException(401, "wrong username or password")
     audit_note(request, principal=principal.username)
     return TokenOut(access_token=ctx.signer.issue(principal), role=principal.role)
+
+
+@router.post("/users", status_code=201, summary="create a login or reset its password (admin)")
+def add_user(body: UserIn, ctx: Ctx, admin: Admin) -> dict[str, str]:
+    create_user(ctx.store, body.username, body.password, body.role)
+    return {"username": body.username, "role": body.role}
 
 
 def to_out(row: Recommendation) -> RecommendationOut:
