@@ -109,7 +109,7 @@ def test_treatment_states_the_goal_in_the_visit_language(path: Path):
     if visit.language == "zh":
         assert "HbA1c控制目标" in plan.treatment and "治疗：" in plan.treatment
     else:
-        assert plan.treatment.startswith("HbA1c goal")
+        assert plan.treatment.startswith("HbA1c goal" if plan.hba1c_goal is not None else "No HbA1c goal")
 
 
 def test_unknown_region_is_a_config_error():

@@ -317,6 +317,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     uacr, _ = _recent(visit, units.UACR, "uacr", kidney_days)
 
     current = _current_by_class(visit)
+    dtype = _diabetes_type(visit, texts)
     f: dict[str, Any] = {
         "dialysis": has_condition(visit, "dialysis", texts),
         "ascvd": has_condition(visit, "ascvd", texts),
@@ -376,7 +377,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
         sex=p.sex,
         bmi=bmi,
         weight_kg=weight,
-        diabetes_type=_diabetes_type(visit, texts),
+        diabetes_type=dtype,
         pregnant=pregnant,
         hba1c=hba1c,
         hba1c_date=hba1c_date,
@@ -407,7 +408,8 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
             and risk_factors >= threshold(region, "high_cv_risk_factors")
         ),
         older=age is not None and age >= older_age,
-        young=age is not None and age < young_age and not f["ascvd"] and not f["ckd"],
+        # the CDS/CSE <6.5% goal is for young people with type 2 and no vascular disease
+        young=age is not None and age < young_age and not f["ascvd"] and not f["ckd"] and dtype != "1",
         recent_hypo=_recent_hypo(visit, texts, region),
         severe_hypo=has_condition(visit, "severe_hypoglycaemia", texts),
         weight_loss=_weight_loss(visit, texts, region, weight),

@@ -161,6 +161,11 @@ def _type2(b: PlanBuilder) -> None:
         else:
             b.start("basal_insulin", "insulin_trigger", dose_note=_insulin_note(b, 0.1, 0.2), trigger=_trigger(b))
 
+    # Very complex/poor health: no new agents for long-term benefit, only relief of hyperglycaemia
+    # (ADA 2025 Table 13.1, §13).
+    if f.older and f.health_status == "very_complex":
+        b.prompt("very_complex_no_new")
+        return
     wants_metformin = f.new_diagnosis or above or insulin_needed
     if wants_metformin and not b.active("metformin") and not b.stopped("metformin"):
         b.start("metformin", "metformin_first_line")
@@ -228,7 +233,7 @@ def _uptitrate_metformin(b: PlanBuilder) -> bool:
 
 def _cardiovascular(b: PlanBuilder) -> None:
     f = b.f
-    if f.pregnant:
+    if f.pregnant or (f.older and f.health_status == "very_complex"):
         return
     if not b.active("statin"):
         if f.ascvd:
