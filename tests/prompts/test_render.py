@@ -89,6 +89,14 @@ def test_history_can_be_left_out(make_visit, lang):
     assert "8.4" in without  # the current labs stay
 
 
+def test_a_lab_carried_forward_is_not_a_new_trend_point(make_visit):
+    visit = make_visit("en")
+    visit.labs = [lab for lab in visit.labs if not (lab.loinc == "4548-4" and lab.value == 8.4)]
+    text = render_prompt(visit)
+    assert "HbA1c 7.6 → 8.0 → -%" in text  # the 2024-11 value is history, not "now"
+    assert "(2024-11-02) HbA1c 8.0%, LDL-C 112 mg/dL" in text  # still shown, with its date
+
+
 def test_long_free_text_is_cut_at_a_sentence_and_keeps_its_opening(make_visit, lang):
     t = load_template(lang)
     visit = make_visit(lang, long_text=True)

@@ -251,6 +251,8 @@ def _trend(t: Template, past: list[VisitSummary], visit: Visit) -> str:
     for label, attr, key, dec, unit in rows:
         analyte = analyte_for(key)
         now = visit.latest_lab(*analyte.loincs) if analyte else None
+        if now is not None and columns and now.date is not None and now.date <= columns[-1].date:
+            now = None  # a value carried forward from an earlier visit is not a new point
         values = [getattr(s, attr) for s in columns] + [now.value if now else None]
         out.append(f"{label} " + " → ".join("-" if v is None else number(v, dec, strip=False) for v in values) + unit)
     return f"({heads}) " + t.sep.join(out)
