@@ -10,7 +10,7 @@ import pytest
 
 from diaguide.cli import main
 from diaguide.cohort.clinical import ckd_epi_2021, ckd_stage
-from diaguide.cohort.deviations import DEVIATION_RATE
+from diaguide.cohort.deviations import DEVIATION_RATE, TRAPS
 from diaguide.cohort.generate import build_cohort, cohort_command, generate_cohort
 from diaguide.errors import InputError
 from diaguide.records.schema import CohortRecord
@@ -187,7 +187,11 @@ def test_styles_follow_language(mixed):
 
 def test_deviation_rate_matches_the_documented_rate(mixed):
     rate = sum(g.deviation is not None for g in mixed) / len(mixed)
-    assert abs(rate - DEVIATION_RATE) < 0.02
+    expected = sum(g.deviation_chance for g in mixed) / len(mixed)
+    assert DEVIATION_RATE <= expected < DEVIATION_RATE + 0.03  # traps add a little to the base rate
+    assert abs(rate - expected) < 0.02
+    trap_visits = [g for g in mixed if g.deviation_chance > DEVIATION_RATE]
+    assert trap_visits and sum(g.deviation in TRAPS for g in trap_visits) >= 0.1 * len(trap_visits)
     kinds = Counter(g.deviation for g in mixed if g.deviation)
     assert len(kinds) >= 3
 

@@ -152,6 +152,11 @@ def test_hypoglycaemia_in_an_older_adult_lowers_the_sulfonylurea():
             lambda o: o["lisinopril"][0] == "continue" and "labetalol" not in o,
         ),
         ("dpp4i_with_glp1", {"meds": (("metformin", 2), ("semaglutide", 1))}, lambda o: o["sitagliptin"][0] == "start"),
+        (
+            "keeps_su_after_hypo",
+            {"age": 78, "hypo": True, "a1c": 6.6, "meds": (("metformin", 2), ("glimepiride", 2))},
+            lambda o: o["glimepiride"] == ("continue", "continue"),
+        ),
         ("missed_monitoring", {"egfr": 50.0, "uacr": 80.0}, None),
     ],
 )

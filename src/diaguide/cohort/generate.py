@@ -17,7 +17,7 @@ from pathlib import Path
 from diaguide.cohort.catalog import spec
 from diaguide.cohort.clinical import diagnoses, initial_state, measure, vitals
 from diaguide.cohort.decision import Context, Decision
-from diaguide.cohort.deviations import maybe_deviate
+from diaguide.cohort.deviations import deviation_chance, maybe_deviate
 from diaguide.cohort.notes import chief_complaint, past_history, present_illness, symptoms
 from diaguide.cohort.patients import Med, Profile, State, advance, make_profile
 from diaguide.cohort.planwriter import write_plan
@@ -36,6 +36,7 @@ class Generated:
     record: CohortRecord
     profile: Profile
     deviation: str | None
+    deviation_chance: float  # the probability this visit had of a deviation
 
 
 def generate_cohort(patients: int, seed: int, lang: str) -> list[CohortRecord]:
@@ -68,7 +69,7 @@ def _patient(index: int, seed: int, lang_mode: str) -> list[Generated]:
     profile.style = rng.choices(list(weights), weights=list(weights.values()))[0]
     state = initial_state(profile, rng)
     visits: list[Visit] = []
-    plans, deviations = [], []
+    plans, deviations, chances = [], [], []
     results: dict[str, Lab] = {}  # latest result per LOINC: a visit shows the last year's labs
     for k, date in enumerate(profile.dates):
         if k:
@@ -79,6 +80,7 @@ def _patient(index: int, seed: int, lang_mode: str) -> list[Generated]:
         results.update({lab.loinc: lab for lab in visit.labs})
         visit.labs = visit.labs + earlier
         decision = STYLES[profile.style](ctx)
+        chances.append(deviation_chance(ctx, decision))
         deviations.append(maybe_deviate(ctx, decision, rng))
         plans.append(write_plan(ctx, decision))
         visits.append(visit)
@@ -86,8 +88,8 @@ def _patient(index: int, seed: int, lang_mode: str) -> list[Generated]:
         state.prev_a1c = ctx.a1c
     visits = _with_history(visits)
     return [
-        Generated(CohortRecord(visit=v, plan=pl, style=profile.style), profile, dev)
-        for v, pl, dev in zip(visits, plans, deviations, strict=True)
+        Generated(CohortRecord(visit=v, plan=pl, style=profile.style), profile, dev, chance)
+        for v, pl, dev, chance in zip(visits, plans, deviations, chances, strict=True)
     ]
 
 

@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from diaguide.cohort.deviations import DEVIATION_RATE, KINDS
+from diaguide.cohort.deviations import DEVIATION_RATE, KINDS, TRAP_RATE, TRAPS
 from diaguide.cohort.patients import REFERENCE_DATE
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan
 
@@ -66,6 +66,9 @@ def summarise(cohort: list[Generated], seed: int, lang: str) -> dict:
         },
         "deviations": {
             "documented_rate": DEVIATION_RATE,
+            "trap_rate": TRAP_RATE,
+            "trap_kinds": list(TRAPS),
+            "expected_rate": round(sum(g.deviation_chance for g in cohort) / visits, 4) if visits else 0.0,
             "visits": len(deviated),
             "rate": round(len(deviated) / visits, 4) if visits else 0.0,
             "by_kind": {k: sum(g.deviation == k for g in deviated) for k in KINDS},
