@@ -182,6 +182,17 @@ def test_metformin_by_egfr_when_already_taken(region, egfr, action):
     assert _action(plan, "metformin") == action
 
 
+@pytest.mark.parametrize(
+    ("dose", "action"), [("1000 mg bid", "adjust"), ("500 mg bid", "continue"), ("500 mg qd", "continue")]
+)
+def test_metformin_reduction_at_egfr_30_44_never_raises_the_dose(dose, action):
+    plan = recommend(_visit(hba1c=6.8, egfr=40, meds=(("metformin", "metformin", dose),)))
+    metformin = next(m for m in plan.medications if m.drug_class == "metformin")
+    assert metformin.action == action and "1000 mg/day" in metformin.reason
+    if action == "adjust":
+        assert (metformin.dose, metformin.frequency) == ("500 mg", "twice daily")
+
+
 @pytest.mark.parametrize(("egfr", "starts"), [(44, False), (45, True)])
 def test_metformin_not_started_below_egfr_45(egfr, starts):
     plan = recommend(_visit(meds=(), history="Newly diagnosed T2DM.", egfr=egfr))

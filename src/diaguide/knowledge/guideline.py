@@ -36,8 +36,14 @@ def _safety_stops(b: PlanBuilder) -> None:
         elif f.hepatic_impairment or f.alcohol_abuse:
             b.stop(["metformin"], "metformin_liver")
         elif egfr is not None and egfr < reduce_below:
+            reason = b.say("metformin_egfr_reduce", limit=reduce_below)
             for i in b.meds_of("metformin"):
-                b.order(i, "adjust", b.say("metformin_egfr_reduce", limit=reduce_below), "500 mg", _twice(b.lang))
+                med = b.current[i][0]
+                daily = daily_mg(med.dose, med.frequency)
+                if daily is not None and daily <= 1000:  # already within the reduced dose
+                    b.order(i, "continue", reason)
+                else:
+                    b.order(i, "adjust", reason, "500 mg", _twice(b.lang))
         elif egfr is None:
             b.prompt("missing_egfr")
     if f.men2_mtc:
