@@ -70,6 +70,7 @@ def test_unknown_drug_keeps_its_written_class(visit_factory, plan_factory) -> No
         ({"substance": "lisinopril", "reaction": "angioedema"}, "losartan", "allergy.cross", "warning"),
         ({"substance": "metformin", "reaction": "GI intolerance, diarrhoea"}, "metformin", "intolerance", "warning"),
         ({"substance": "二甲双胍", "reaction": "胃肠道反应"}, "二甲双胍", "intolerance", "warning"),
+        ({"substance": "lisinopril", "reaction": "dry cough"}, "lisinopril", "intolerance", "warning"),
     ],
 )
 def test_allergy_by_substance_class_and_cross_class(

@@ -10,9 +10,21 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from diaguide.knowledge.conditions import Facts, derive, knowledge, threshold
+from diaguide.knowledge.conditions import Facts, derive, has_condition_spec, knowledge, threshold
 from diaguide.records import units
 from diaguide.records.schema import Visit
+from diaguide.safety.data import rules_data
+
+
+@dataclasses.dataclass
+class SafetyFacts(Facts):
+    """The guideline engine's facts plus the conditions only the safety rules ask about
+    (rules.yaml `conditions`: acute heart failure, hypoxia, ketoacidosis ...)."""
+
+    extra: frozenset[str] = frozenset()
+
+    def has(self, name: str) -> bool:
+        return bool(getattr(self, name, False)) or name in self.extra
 
 
 def _plausible(loinc: str, value: float) -> bool:
@@ -32,13 +44,19 @@ def _hypo_coded_in_history(visit: Visit, region: str) -> bool:
     return False
 
 
-def patient_facts(visit: Visit, region: str) -> Facts:
+def patient_facts(visit: Visit, region: str) -> SafetyFacts:
     """`conditions.derive` on a copy of the visit without implausible lab values; recent
     hypoglycaemia also read from the diagnosis codes of earlier visits."""
     labs = [lab for lab in visit.labs if _plausible(lab.loinc, lab.value)]
     if len(labs) != len(visit.labs):
         visit = visit.model_copy(update={"labs": labs})
     facts = derive(visit, region)
+    values = {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
     if not facts.recent_hypo and _hypo_coded_in_history(visit, region):
-        facts = dataclasses.replace(facts, recent_hypo=True)
-    return facts
+        values["recent_hypo"] = True
+    texts = [t for t in (visit.chief_complaint, visit.present_illness, visit.past_history) if t]
+    texts += [d.display for d in visit.diagnoses if d.display]
+    extra = {
+        name for name, spec in (rules_data().get("conditions") or {}).items() if has_condition_spec(visit, spec, texts)
+    }
+    return SafetyFacts(**values, extra=frozenset(extra))

@@ -38,6 +38,11 @@ def holds(when: dict[str, Any] | None, facts: Facts, entry: Entry | None = None)
     return all(_holds_one(key, want, facts, entry) for key, want in (when or {}).items())
 
 
+def _has(facts: Facts, name: str) -> bool:
+    """A fact of conditions.Facts, or a safety-only condition of rules.yaml."""
+    return bool(getattr(facts, name, False)) or name in getattr(facts, "extra", ())
+
+
 def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     egfr = facts.egfr
     if key == "egfr_below":
@@ -53,9 +58,9 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     if key == "age_at_least":
         return facts.age is not None and facts.age >= want
     if key == "facts":
-        return all(bool(getattr(facts, name, False)) for name in want)
+        return all(_has(facts, name) for name in want)
     if key == "any_facts":
-        return any(bool(getattr(facts, name, False)) for name in want)
+        return any(_has(facts, name) for name in want)
     if key == "diabetes_type":
         return facts.diabetes_type == str(want)
     if key == "lab_missing":
