@@ -58,3 +58,15 @@ def test_logs_carry_no_patient_data(demo_client, caplog):
     assert caplog.records
     for needle in ("Zhangsanfeng", "pat-1", "E11.9", "metformin", "血糖控制不佳"):
         assert needle not in caplog.text
+
+
+def test_samples_come_from_a_demo_folder_with_every_language(tmp_path):
+    from diaguide.service.samples import MAX_SAMPLES, load_samples
+
+    base = json.loads(json.dumps(load_samples(None)[0].visit.model_dump(mode="json")))
+    for lang in ("en", "zh"):
+        lines = [json.dumps({**base, "patient_id": f"{lang}-{i}", "language": lang}) for i in range(30)]
+        (tmp_path / f"ingested-{lang}.jsonl").write_text("\n".join(lines + ["{broken"]) + "\n", encoding="utf-8")
+    samples = load_samples(str(tmp_path))
+    assert len(samples) == MAX_SAMPLES
+    assert {s.visit.language for s in samples} == {"en", "zh"}

@@ -64,7 +64,11 @@ def load_samples(source: str | None) -> list[Sample]:
     for v, plan in records:
         if v.patient_id not in latest or v.date >= latest[v.patient_id][0].date:
             latest[v.patient_id] = (v, plan)
-    chosen = sorted(latest.values(), key=lambda r: (r[0].language, r[0].patient_id))[:MAX_SAMPLES]
+    ordered = sorted(latest.values(), key=lambda r: (r[0].language, r[0].patient_id))
+    # an even share per language, so a Chinese cohort is not crowded out by an English one
+    languages = sorted({v.language for v, _ in ordered})
+    share = max(1, MAX_SAMPLES // max(1, len(languages)))
+    chosen = [r for lang in languages for r in [r for r in ordered if r[0].language == lang][:share]]
     return [
         Sample(f"s{i}", _label(v) + (" · physician plan" if plan else ""), v, plan)
         for i, (v, plan) in enumerate(chosen)
