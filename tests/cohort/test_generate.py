@@ -217,3 +217,13 @@ def test_same_bytes_across_processes_with_different_hash_seeds(tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": h}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env, capture_output=True)
     assert (tmp_path / "1" / "visits.jsonl").read_bytes() == (tmp_path / "2" / "visits.jsonl").read_bytes()
+
+
+def test_notes_name_the_right_diabetes(mixed):
+    for g in mixed:
+        v = g.record.visit
+        text = v.chief_complaint + " " + v.present_illness
+        if v.has_diagnosis("E10"):
+            assert "T2DM" not in text and "2型糖尿病" not in text
+        else:
+            assert "T1DM" not in text and "1型糖尿病" not in text

@@ -38,7 +38,7 @@ def chief_complaint(ctx: Context, found: list[str], rng: random.Random) -> str:
         return (
             f"孕{weeks}周，血糖监测"
             if ctx.zh
-            else rng.choice([f"{weeks}w pregnant, BG review", f"G1 {weeks}/40, DM f/u"])
+            else rng.choice([f"{weeks}w pregnant, BG review", f"IUP {weeks}/40, DM f/u"])
         )
     if ctx.zh:
         if "hypo" in found:
@@ -58,7 +58,8 @@ def chief_complaint(ctx: Context, found: list[str], rng: random.Random) -> str:
         return rng.choice([f"c/o polyuria, polydipsia x{n}mo", "increased thirst and urination"])
     if "numbness" in found:
         return "numbness/tingling both feet"
-    return rng.choice(["DM f/u", "f/u T2DM, med refill", "routine diabetes follow-up", "3-mo f/u, labs reviewed"])
+    kind = "T1DM" if ctx.type1 else "T2DM"
+    return rng.choice(["DM f/u", f"f/u {kind}, med refill", "routine diabetes follow-up", "3-mo f/u, labs reviewed"])
 
 
 def _meds_text(ctx: Context) -> str:
