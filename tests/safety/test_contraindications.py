@@ -477,3 +477,12 @@ def test_dose_written_in_the_drug_line_is_read(visit_factory, plan_factory) -> N
     synthea = "Insulin Glargine 100 UNT/ML Injectable Solution [Lantus]"
     quiet = check(visit_factory(weight_kg=60), plan_factory((synthea, "continue")))
     assert not [f for f in quiet if f.rule_id.startswith(("dose_", "basal_over"))], "a concentration is not a dose"
+
+
+def test_current_drug_the_plan_leaves_in_place_is_checked(visit_factory, plan_factory) -> None:
+    visit = visit_factory(egfr=25, meds=(("metformin", "1000 mg bid"),))
+    findings = check(visit, plan_factory(("insulin glargine", "start", "10 U qhs")))
+    hit = [f for f in findings if f.rule_id == "metformin_egfr_below_30"]
+    assert hit and hit[0].drugs == ["metformin"] and "does not address" in hit[0].message
+    stopped = check(visit, plan_factory(("insulin glargine", "start"), ("metformin", "stop")))
+    assert not [f for f in stopped if f.rule_id == "metformin_egfr_below_30"]

@@ -113,25 +113,30 @@ def render(message: str, facts: Facts, entry: Entry | None = None, **extra: str)
 
 
 def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Finding]:
-    """Findings of rules.yaml's `rules` for every plan drug that is not stopped."""
+    """Findings of rules.yaml's `rules` for every plan drug that is not stopped, and for every
+    current drug the plan leaves in place without mentioning it (the patient keeps taking it)."""
+    carried = regimen.carried_over()
     findings: list[Finding] = []
     for rule in rules_data().get("rules") or []:
         if rule.get("regions") and region not in rule["regions"]:
             continue
         actions = rule.get("actions") or DEFAULT_ACTIONS
-        for entry in regimen.plan_active():
+        for entry in regimen.plan_active() + carried:
             if entry.action not in actions or not targets(rule, entry):
                 continue
             if not holds(rule.get("when"), facts, entry):
                 continue
             if rule.get("unless_reduced") and regimen.reduced(entry):
                 continue
+            message = render(rule["message"], facts, entry)
+            if entry.origin == "current":
+                message += " (A current medication the plan does not address.)"
             findings.append(
                 Finding(
                     rule_id=rule["id"],
                     severity=rule["severity"],
                     drugs=[entry.label],
-                    message=render(rule["message"], facts, entry),
+                    message=message,
                     source=rule["source"],
                 )
             )
