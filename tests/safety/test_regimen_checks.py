@@ -172,6 +172,8 @@ def test_unreadable_dose_is_not_guessed(dose) -> None:
         ("Rybelsus", "14 mg qd", "ada", None),
         ("sitagliptin", "150 mg qd", "ada", "dose_above_max"),
         ("insulin glargine", "60 U qd", "ada", None),
+        ("dulaglutide", "1.5 mg qd", "ada", "dose_far_above_max"),
+        ("Trulicity", "1.5 mg weekly", "ada", None),
     ],
 )
 def test_dose_above_maximum(visit_factory, plan_factory, drug, dose, region, rule) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from diaguide.knowledge.conditions import Facts
 from diaguide.knowledge.formulary import ingredients
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Allergy, Finding
+from diaguide.safety.dose import DoseAmount
 from diaguide.safety.regimen import INSULIN_CLASSES, Regimen
 from diaguide.safety.rules import render, rules_data
 
@@ -42,35 +43,37 @@ def unknown_drugs(regimen: Regimen, facts: Facts) -> list[Finding]:
     return out
 
 
+def _limits(amount: DoseAmount, daily_max: float | None, weekly_max: float | None) -> list[tuple[float, float, str]]:
+    """(amount to compare, maximum, period shown) for a dose against the drug's ceilings."""
+    if amount.period == "week":
+        return [(amount.amount, weekly_max, "week")] if weekly_max else []
+    if amount.period == "day":
+        if daily_max:
+            return [(amount.amount, daily_max, "day")]
+        # a weekly-only drug written per day ("dulaglutide 1.5 mg qd") is seven weekly doses
+        return [(amount.amount * 7, weekly_max, "week")] if weekly_max else []
+    # no frequency written: one administration may be a daily or a weekly dose
+    ceilings = [m for m in (daily_max, weekly_max) if m]
+    return [(amount.amount, max(ceilings), "dose")] if ceilings else []
+
+
 def doses(regimen: Regimen, facts: Facts, region: str) -> list[Finding]:
     """Plan doses above the formulary maximum (per day, or per week for weekly drugs)."""
     checks = rules_data()["checks"]
+    far = checks["dose_far_above_max"]
     out = []
     for e in regimen.plan_active():
         amount = e.amount()
         if amount is None or e.drug is None:
             continue
-        daily_max, weekly_max = e.drug.max_daily(region), e.drug.max_weekly_dose
-        if amount.period == "week":
-            limits = [(weekly_max, "week")] if weekly_max else []
-        elif amount.period == "day":
-            limits = [(daily_max, "day")] if daily_max else []
-        else:  # no frequency written: one administration may be a daily or a weekly dose
-            limits = [(max(m for m in (daily_max, weekly_max) if m), "dose")] if (daily_max or weekly_max) else []
-        for maximum, period in limits:
-            if amount.amount <= maximum:
+        for total, maximum, period in _limits(amount, e.drug.max_daily(region), e.drug.max_weekly_dose):
+            if total <= maximum:
                 continue
-            far = checks["dose_far_above_max"]
-            spec, rule_id = (
-                (far, "dose_far_above_max")
-                if amount.amount >= far["factor"] * maximum
-                else (
-                    checks["dose_above_max"],
-                    "dose_above_max",
-                )
-            )
+            rule_id = "dose_far_above_max" if total >= far["factor"] * maximum else "dose_above_max"
             shown = f"{maximum:g} {e.drug.dose_unit}/{period}"
-            out.append(_finding(rule_id, spec, [e.label], render(spec["message"], facts, e, maximum=shown)))
+            dose = f"{total:g} {e.drug.dose_unit}/{period}" if period != "dose" else amount.describe()
+            msg = render(checks[rule_id]["message"], facts, e, maximum=shown, dose=dose)
+            out.append(_finding(rule_id, checks[rule_id], [e.label], msg))
     return out
 
 
