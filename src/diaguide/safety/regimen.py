@@ -17,13 +17,13 @@ from diaguide.safety.data import rules_data
 from diaguide.safety.dose import DoseAmount, parse_dose
 
 INSULIN_CLASSES = frozenset({"basal_insulin", "prandial_insulin", "premixed_insulin"})
-# an "adjust" order whose reason says the dose goes down
 _INSULIN_WORD = re.compile(r"insulin|胰岛素", re.IGNORECASE)
 # a clause of the notes that announces a study to come ("scheduled for CT angiography", "拟行冠脉造影")
 _PLANNED = re.compile(
     r"schedul|planned|plan for|upcoming|booked|will (have|undergo)|next week|拟|计划|预约|将行|准备行", re.IGNORECASE
 )
 _CLAUSES = re.compile(r"[.;\n。；]")
+# an "adjust" order whose reason says the dose goes down
 _LOWER = re.compile(r"reduc|lower|decreas|taper|de-?intensif|cut|halve|减量|减少|下调|减半|降低剂量", re.IGNORECASE)
 
 
