@@ -486,3 +486,17 @@ def test_current_drug_the_plan_leaves_in_place_is_checked(visit_factory, plan_fa
     assert hit and hit[0].drugs == ["metformin"] and "does not address" in hit[0].message
     stopped = check(visit, plan_factory(("insulin glargine", "start"), ("metformin", "stop")))
     assert not [f for f in stopped if f.rule_id == "metformin_egfr_below_30"]
+
+
+def test_egfr_from_an_earlier_visit_within_a_year(visit_factory, plan_factory) -> None:
+    plan = plan_factory(("metformin", "continue"))
+    recent = visit_factory(egfr=None, history=({"date": "2024-09-01", "egfr": 27},))
+    assert any(f.rule_id == "metformin_egfr_below_30" and "27" in f.message for f in check(recent, plan))
+    stale = visit_factory(egfr=None, history=({"date": "2023-01-01", "egfr": 27},))
+    rule_ids = {f.rule_id for f in check(stale, plan)}
+    assert "metformin_egfr_below_30" not in rule_ids and "metformin_continue_egfr_missing" in rule_ids
+
+
+def test_creatinine_without_age_or_sex_is_not_a_missing_lab(visit_factory, plan_factory) -> None:
+    findings = check(visit_factory(egfr=None, creatinine=0.9, age=None, sex="unknown"), plan_factory("metformin"))
+    assert "metformin_egfr_missing" not in {f.rule_id for f in findings}

@@ -44,14 +44,28 @@ def _hypo_coded_in_history(visit: Visit, region: str) -> bool:
     return False
 
 
+def _recent_history_egfr(visit: Visit) -> float | None:
+    """The latest plausible eGFR of an earlier visit within `settings.egfr_history_days`."""
+    days = rules_data()["settings"]["egfr_history_days"]
+    recent = [
+        p
+        for p in visit.history
+        if p.egfr is not None and _plausible("33914-3", p.egfr) and 0 <= (visit.date - p.date).days <= days
+    ]
+    return max(recent, key=lambda p: p.date).egfr if recent else None
+
+
 def patient_facts(visit: Visit, region: str) -> SafetyFacts:
     """`conditions.derive` on a copy of the visit without implausible lab values; recent
-    hypoglycaemia also read from the diagnosis codes of earlier visits."""
+    hypoglycaemia also read from the diagnosis codes of earlier visits, and eGFR from an earlier
+    visit when this one has neither eGFR nor creatinine."""
     labs = [lab for lab in visit.labs if _plausible(lab.loinc, lab.value)]
     if len(labs) != len(visit.labs):
         visit = visit.model_copy(update={"labs": labs})
     facts = derive(visit, region)
     values = {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
+    if facts.egfr is None:
+        values["egfr"] = _recent_history_egfr(visit)
     if not facts.recent_hypo and _hypo_coded_in_history(visit, region):
         values["recent_hypo"] = True
     texts = [t for t in (visit.chief_complaint, visit.present_illness, visit.past_history) if t]

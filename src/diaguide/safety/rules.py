@@ -64,8 +64,8 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     if key == "diabetes_type":
         return facts.diabetes_type == str(want)
     if key == "lab_missing":
-        if want == "egfr":
-            return facts.egfr is None
+        if want == "egfr":  # creatinine on file is enough to judge kidney function
+            return facts.egfr is None and facts.creatinine is None
         return getattr(facts, want, None) is None
     if key == "daily_dose_above":
         daily = entry.daily() if entry is not None else None
