@@ -7,6 +7,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
+from tests.service.ehr import ISSUER, EHRKeys
+
+from diaguide.service.app import create_app
+from diaguide.service.settings import Settings
 
 POSTGRES_URL = os.environ.get("DIAGUIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -50,11 +55,6 @@ def db_url(request, tmp_path) -> str:
 
 # --- apps -------------------------------------------------------------------------------
 
-from fastapi.testclient import TestClient  # noqa: E402
-
-from diaguide.service.app import create_app  # noqa: E402
-from diaguide.service.settings import Settings  # noqa: E402
-
 
 @pytest.fixture
 def make_client(tmp_path):
@@ -80,36 +80,6 @@ def demo_client(make_client) -> TestClient:
 
 
 # --- EHR keys and tokens ------------------------------------------------------------------
-
-import json  # noqa: E402
-import time  # noqa: E402
-
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
-
-ISSUER = "https://ehr.example.org"
-
-
-class EHRKeys:
-    """An EHR's signing keys (EC P-384 'ec1', RSA 'rsa1') and its JWKS file."""
-
-    def __init__(self, folder):
-        self.ec = ec.generate_private_key(ec.SECP384R1())
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        keys = []
-        for kid, key, alg in (("ec1", self.ec, "ES384"), ("rsa1", self.rsa, "RS384")):
-            jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
-            keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
-        self.jwks = {"keys": keys}
-        self.path = folder / "jwks.json"
-        self.path.write_text(json.dumps(self.jwks))
-
-    def token(self, aud: str, *, kid="ec1", alg="ES384", iss=ISSUER, key=None, **claims) -> str:
-        now = int(time.time())
-        body = {"iss": iss, "sub": "ehr-client", "aud": aud, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
-        body.update(claims)
-        key = key or (self.ec if kid == "ec1" else self.rsa)
-        return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=alg, headers={"kid": kid})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.service.conftest import ISSUER
+from tests.service.ehr import ISSUER
 
 URL = "http://testserver/cds-services"
 
