@@ -1,0 +1,121 @@
+"""The engines an evaluation compares, behind one small protocol.
+
+An engine has a `name` and `predict(visits, include_history) -> list[Prediction]`. A
+Prediction keeps the three things the metrics need apart: the raw text (None for the rules
+engine), the parsed plan *before* the safety pass (for `unsafe_proposed_rate`) and the plan
+that left the engine with its findings attached (for everything else), plus a status.
+
+Adapters: `RulesEngine` (the guideline engine), `TextEngine` (any text generator: parse,
+safety pass, status; the tests' fake engine is one) and the model engines `base`, `lora`
+and `ptuning_v2` on `diaguide.inference.engine` (see `model_engines.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol
+
+from diaguide.knowledge import guideline
+from diaguide.prompts import parse_plan
+from diaguide.records.schema import Plan, Visit
+from diaguide.safety.checker import apply_safety
+
+Status = Literal["ok", "partial", "no_suggestion"]
+MODEL_ENGINES: tuple[str, ...] = ("base", "lora", "ptuning_v2")
+ENGINES: tuple[str, ...] = (*MODEL_ENGINES, "rules")
+NO_HISTORY = "@no_history"
+
+
+@dataclasses.dataclass
+class Prediction:
+    """One engine's answer for one visit."""
+
+    text: str | None  # what the model wrote; None for the rules engine
+    proposed: Plan | None  # the parsed plan before the safety pass
+    plan: Plan | None  # the plan that left the engine, findings attached
+    status: Status
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """ok or partial, with a plan: what `parse_rate` counts."""
+        return self.status in ("ok", "partial") and (self.plan is not None or self.proposed is not None)
+
+
+class Engine(Protocol):
+    name: str
+
+    def predict(self, visits: list[Visit], include_history: bool) -> list[Prediction]: ...
+
+
+class EngineUnavailable(Exception):
+    """An engine that cannot run here; `reason` says why in one line."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+        super().__init__(f"{name}: {reason}")
+
+
+def without_history(visit: Visit) -> Visit:
+    """The visit as the no-history ablation shows it: earlier visits left out."""
+    return visit.model_copy(update={"history": []})
+
+
+class RulesEngine:
+    """The guideline engine (`knowledge.guideline.recommend`), then the safety pass."""
+
+    def __init__(self, region: str = "ada", name: str = "rules"):
+        self.name, self.region = name, region
+
+    def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
+        out = []
+        for visit in visits:
+            seen = visit if include_history else without_history(visit)
+            proposed = guideline.recommend(seen, region=self.region)
+            out.append(Prediction(None, proposed, apply_safety(visit, proposed, region=self.region), "ok"))
+        return out
+
+
+def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") -> Prediction:
+    """Parse model text into a Prediction; the safety pass runs on the full visit."""
+    if text is None or not text.strip():
+        return Prediction(text, None, None, "no_suggestion", ["empty output"])
+    result = parse_plan(text)
+    if result.plan is None:
+        return Prediction(text, None, None, "no_suggestion", list(result.errors))
+    status: Status = "ok" if result.complete else "partial"
+    return Prediction(text, result.plan, apply_safety(visit, result.plan, region=region), status, list(result.errors))
+
+
+class TextEngine:
+    """Any text generator behind the protocol: `generate(visits, include_history) -> texts`."""
+
+    def __init__(
+        self,
+        name: str,
+        generate: Callable[[list[Visit], bool], Sequence[str | None]],
+        region: str = "ada",
+    ):
+        self.name, self.region, self._generate = name, region, generate
+
+    def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
+        texts = list(self._generate(visits, include_history))
+        if len(texts) != len(visits):
+            raise RuntimeError(f"engine {self.name} returned {len(texts)} texts for {len(visits)} visits")
+        return [prediction_from_text(v, t, self.region) for v, t in zip(visits, texts, strict=True)]
+
+
+def build_engine(name: str, region: str = "ada") -> Engine:
+    """The engine of that name: `rules`, or a model engine (`base`, `lora`, `ptuning_v2`).
+
+    Raises:
+        EngineUnavailable: a model engine whose model, adapter or inference code is missing.
+    """
+    if name == "rules":
+        return RulesEngine(region=region)
+    if name in MODEL_ENGINES:
+        from diaguide.evaluation.model_engines import model_engine
+
+        return model_engine(name, region=region)
+    raise EngineUnavailable(name, f"unknown engine; expected one of {', '.join(ENGINES)}")

@@ -1,0 +1,197 @@
+"""Part-by-part scores of a predicted Plan against the physician's Plan: pure functions.
+
+Every metric is a ratio of sums of per-visit numbers (`visit_columns`), so a figure over a
+set of visits, and each bootstrap resample of it, is `sum(numerator) / sum(denominator)`
+(`RATIOS`). The definitions, exactly:
+
+- **Medication classes of a plan**: the set of `drug_class` values of its medication orders
+  whose action is start, continue or adjust (stopped drugs are left out). Class `other` is
+  left out too: it means "not one of our classes", so two `other` drugs are not a match.
+  Current medications the plan does not mention are not counted (the plan is scored on what
+  it writes). A class counts once per visit however many drugs of it the plan lists.
+- `med_class_precision/recall/f1`: micro-averaged over visits: per visit TP = classes in both
+  the prediction and the physician plan, FP = predicted only, FN = physician only; then
+  P = ΣTP/(ΣTP+ΣFP), R = ΣTP/(ΣTP+ΣFN), F1 = 2ΣTP/(2ΣTP+ΣFP+ΣFN). A visit without a usable
+  prediction contributes its physician classes as FN. Example: prediction {metformin, sglt2i}
+  vs physician {metformin, glp1ra}: TP 1, FP 1, FN 1 -> P = R = F1 = 0.5.
+- `med_action_accuracy`: over (visit, class) pairs where both plans order that class (any
+  action, stop included, `other` excluded): the share where the set of actions given to the
+  class is the same in both plans (e.g. {continue} vs {adjust} is a miss).
+- `lab_precision/recall/f1`: the same micro F1 over the sets of LOINC codes ordered, each
+  code canonicalised with `records.units.canonical_loinc` (59261-8 HbA1c mmol/mol counts as
+  4548-4).
+- `class_recall.<class>`: visits where the physician plan has the class and the prediction
+  too, over visits where the physician plan has it.
+- `parse_rate`: visits whose prediction has status ok or partial and a plan.
+- `unsafe_proposed_rate`: visits (over all visits) where the checker, run on the parsed plan
+  *before* safety, finds a warning or critical finding naming a medication that plan
+  proposes (start, continue or adjust).
+- `unsafe_unflagged_rate`: visits where the plan that left the engine has a medication
+  order and the checker, re-run on that plan, finds a warning or critical finding that is not
+  among the plan's attached findings (matched by rule id, severity and drugs). Must be 0.
+- `guideline_concordance`: visits where the predicted set of glucose-lowering classes equals
+  the guideline engine's (`knowledge.guideline.recommend`); a visit without a usable
+  prediction is never concordant.
+- `bleu4`, `rouge1`, `rouge2`, `rougeL`: see `text_metrics`; means over visits, 0-100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from diaguide.evaluation.text_metrics import TEXT_METRICS
+from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Finding, Plan
+from diaguide.records.units import canonical_loinc
+
+ACTIVE_ACTIONS = frozenset({"start", "continue", "adjust"})
+SCORED_CLASSES: tuple[str, ...] = tuple(c for c in DRUG_CLASSES if c != "other")
+FLAG_SEVERITIES = frozenset({"warning", "critical"})
+
+# metric -> (numerator, denominator), each a linear combination of per-visit columns
+RATIOS: dict[str, tuple[dict[str, float], dict[str, float]]] = {
+    "med_class_precision": ({"med_tp": 1}, {"med_tp": 1, "med_fp": 1}),
+    "med_class_recall": ({"med_tp": 1}, {"med_tp": 1, "med_fn": 1}),
+    "med_class_f1": ({"med_tp": 2}, {"med_tp": 2, "med_fp": 1, "med_fn": 1}),
+    "med_action_accuracy": ({"act_correct": 1}, {"act_total": 1}),
+    "lab_precision": ({"lab_tp": 1}, {"lab_tp": 1, "lab_fp": 1}),
+    "lab_recall": ({"lab_tp": 1}, {"lab_tp": 1, "lab_fn": 1}),
+    "lab_f1": ({"lab_tp": 2}, {"lab_tp": 2, "lab_fp": 1, "lab_fn": 1}),
+    "parse_rate": ({"parsed": 1}, {"n": 1}),
+    "unsafe_proposed_rate": ({"unsafe_proposed": 1}, {"n": 1}),
+    "unsafe_unflagged_rate": ({"unsafe_unflagged": 1}, {"n": 1}),
+    "guideline_concordance": ({"concordant": 1}, {"n": 1}),
+    **{name: ({name: 1}, {"n": 1}) for name in TEXT_METRICS},
+    **{f"class_recall.{c}": ({f"hit.{c}": 1}, {f"truth.{c}": 1}) for c in SCORED_CLASSES},
+}
+MAIN_METRICS: tuple[str, ...] = (
+    "med_class_f1",
+    "med_action_accuracy",
+    "lab_f1",
+    "parse_rate",
+    "guideline_concordance",
+    "unsafe_proposed_rate",
+    "unsafe_unflagged_rate",
+)
+
+
+def med_classes(plan: Plan | None) -> set[str]:
+    """Classes the plan starts, continues or adjusts (`other` left out)."""
+    if plan is None:
+        return set()
+    return {m.drug_class for m in plan.medications if m.action in ACTIVE_ACTIONS and m.drug_class != "other"}
+
+
+def class_actions(plan: Plan | None) -> dict[str, frozenset[str]]:
+    """Class -> the set of actions the plan gives its drugs (stop included, `other` left out)."""
+    out: dict[str, set[str]] = {}
+    for m in plan.medications if plan else []:
+        if m.drug_class != "other":
+            out.setdefault(m.drug_class, set()).add(m.action)
+    return {c: frozenset(a) for c, a in out.items()}
+
+
+def lab_codes(plan: Plan | None) -> set[str]:
+    """Canonical LOINC codes the plan orders."""
+    return {canonical_loinc(lab.loinc.strip()) for lab in plan.labs if lab.loinc.strip()} if plan else set()
+
+
+def set_counts(predicted: set[str], truth: set[str]) -> tuple[int, int, int]:
+    """(TP, FP, FN) of a predicted set against the true set."""
+    return len(predicted & truth), len(predicted - truth), len(truth - predicted)
+
+
+def action_matches(predicted: Plan | None, truth: Plan | None) -> tuple[int, int]:
+    """(classes with the same actions, classes ordered in both plans)."""
+    pred, true = class_actions(predicted), class_actions(truth)
+    shared = pred.keys() & true.keys()
+    return sum(pred[c] == true[c] for c in shared), len(shared)
+
+
+def _finding_key(f: Finding) -> tuple[str, str, frozenset[str]]:
+    return f.rule_id, f.severity, frozenset(d.strip().lower() for d in f.drugs)
+
+
+def flags_on_proposed(plan: Plan | None, findings: Iterable[Finding]) -> list[Finding]:
+    """Warning/critical findings that name a drug the plan starts, continues or adjusts."""
+    if plan is None:
+        return []
+    proposed = {m.drug.strip().lower() for m in plan.medications if m.action in ACTIVE_ACTIONS}
+    return [f for f in findings if f.severity in FLAG_SEVERITIES and proposed & {d.strip().lower() for d in f.drugs}]
+
+
+def unflagged(plan: Plan | None, rechecked: Iterable[Finding]) -> list[Finding]:
+    """Warning/critical findings of a re-check that the output plan does not carry."""
+    if plan is None or not plan.medications:
+        return []
+    attached = {_finding_key(f) for f in plan.findings}
+    return [f for f in rechecked if f.severity in FLAG_SEVERITIES and _finding_key(f) not in attached]
+
+
+def visit_columns(
+    *,
+    truth: Plan,
+    proposed: Plan | None,
+    output: Plan | None,
+    parsed: bool,
+    proposed_findings: Iterable[Finding],
+    output_findings: Iterable[Finding],
+    guideline: Plan | None,
+    text: Mapping[str, float],
+) -> dict[str, float]:
+    """The per-visit numbers every metric of `RATIOS` is summed from.
+
+    Args:
+        truth: the physician's plan.
+        proposed: the engine's parsed plan before safety (None: no usable suggestion).
+        output: the plan that left the engine, findings attached (None: no suggestion).
+        parsed: the prediction's status was ok or partial and it had a plan.
+        proposed_findings: the checker's findings on `proposed`.
+        output_findings: the checker's findings re-run on `output`.
+        guideline: the guideline engine's plan for the visit.
+        text: `text_metrics.text_scores` of the prediction text against the target text.
+    """
+    scored = (output if output is not None else proposed) if parsed else None
+    pred_classes, true_classes = med_classes(scored), med_classes(truth)
+    med_tp, med_fp, med_fn = set_counts(pred_classes, true_classes)
+    act_correct, act_total = action_matches(scored, truth)
+    lab_tp, lab_fp, lab_fn = set_counts(lab_codes(scored), lab_codes(truth))
+    glucose = pred_classes & GLUCOSE_LOWERING_CLASSES
+    concordant = parsed and guideline is not None and glucose == med_classes(guideline) & GLUCOSE_LOWERING_CLASSES
+    columns: dict[str, float] = {
+        "n": 1,
+        "med_tp": med_tp,
+        "med_fp": med_fp,
+        "med_fn": med_fn,
+        "act_correct": act_correct,
+        "act_total": act_total,
+        "lab_tp": lab_tp,
+        "lab_fp": lab_fp,
+        "lab_fn": lab_fn,
+        "parsed": int(parsed),
+        "unsafe_proposed": int(bool(flags_on_proposed(proposed, proposed_findings))),
+        "unsafe_unflagged": int(bool(unflagged(output, output_findings))),
+        "concordant": int(concordant),
+        **{name: float(text.get(name, 0.0)) for name in TEXT_METRICS},
+    }
+    for c in SCORED_CLASSES:
+        columns[f"truth.{c}"] = int(c in true_classes)
+        columns[f"hit.{c}"] = int(c in true_classes and c in pred_classes)
+    return columns
+
+
+def ratio(sums: Mapping[str, float], metric: str) -> float | None:
+    """A metric from summed columns; None when its denominator is 0 (undefined)."""
+    num, den = RATIOS[metric]
+    d = sum(w * sums.get(k, 0.0) for k, w in den.items())
+    if d == 0:
+        return None
+    return sum(w * sums.get(k, 0.0) for k, w in num.items()) / d
+
+
+def summarise(rows: Iterable[Mapping[str, float]]) -> dict[str, float | None]:
+    """Every metric of `RATIOS` over a set of visits' columns."""
+    sums: dict[str, float] = {}
+    for row in rows:
+        for k, v in row.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return {metric: ratio(sums, metric) for metric in RATIOS}

@@ -1,0 +1,234 @@
+"""`OUT/report.html`: one self-contained page (plots inlined as PNG) a physician can read.
+
+Sections: what was compared; the main figures as bars with 95% intervals; the same by
+complexity and by language; text-overlap scores (for comparison with the literature only);
+per-class recall; a confusion view of medication actions; the worst misses; the numbers.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from diaguide.evaluation import plots
+from diaguide.evaluation.metrics import MAIN_METRICS, SCORED_CLASSES
+from diaguide.evaluation.text_metrics import TEXT_METRICS
+
+LABELS = {
+    "med_class_f1": "Drug classes (F1)",
+    "med_class_precision": "Drug classes: precision",
+    "med_class_recall": "Drug classes: recall",
+    "med_action_accuracy": "Same action on a shared class",
+    "lab_f1": "Lab tests (F1)",
+    "parse_rate": "Usable answer",
+    "guideline_concordance": "Glucose-lowering classes = guideline",
+    "unsafe_proposed_rate": "Proposed a flagged drug",
+    "unsafe_unflagged_rate": "Flagged drug shown WITHOUT its warning",
+    "bleu4": "BLEU-4 (characters)",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+}
+EXPLAIN = [
+    (
+        "Drug classes (F1)",
+        "agreement of the drug classes started, continued or adjusted with the physician's plan "
+        "(1 = the same classes, 0 = none in common); precision penalises extra classes, recall missed ones.",
+    ),
+    ("Same action on a shared class", "for classes both plans order: the same action (start, continue, adjust, stop)."),
+    ("Lab tests (F1)", "agreement of the laboratory tests ordered (LOINC codes) with the physician's plan."),
+    ("Usable answer", "share of visits where the engine gave a plan that could be read."),
+    (
+        "Glucose-lowering classes = guideline",
+        "share of visits where the glucose-lowering classes are exactly those "
+        "of the guideline engine (ADA 2025 or CDS 2020 rules).",
+    ),
+    (
+        "Proposed a flagged drug",
+        "share of visits where the raw suggestion contained a drug the safety checker "
+        "warns about (before the safety pass).",
+    ),
+    (
+        "Flagged drug shown WITHOUT its warning",
+        "share of visits where such a drug reached the output without its warning attached. Must be 0.",
+    ),
+    ("@no_history", "the same model shown only the current visit, without earlier visits (ablation)."),
+    ("Whiskers", "95% bootstrap intervals (resampling visits)."),
+]
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _cells(engines: Mapping[str, Any], where: Sequence[str], metric: str) -> dict[str, Any]:
+    out = {}
+    for name, summary in engines.items():
+        node: Any = summary
+        for key in where:
+            node = node[key]
+        out[name] = node["metrics"].get(metric)
+    return out
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="{uri}">'
+
+
+def _main_figure(engines: Mapping[str, Any]) -> str:
+    series = {name: s["overall"]["metrics"] for name, s in engines.items()}
+    return _img(
+        plots.grouped_bars(MAIN_METRICS, series, "All test visits", "share (0-1)", group_labels=LABELS),
+        "main metrics per engine with 95% intervals",
+    )
+
+
+def _strata_figures(engines: Mapping[str, Any]) -> str:
+    parts = []
+    for key, title in (("by_complexity", "by record complexity"), ("by_language", "by language")):
+        groups = [g for g in next(iter(engines.values()))[key] if any(s[key][g]["n"] for s in engines.values())]
+        for metric in ("med_class_f1", "guideline_concordance"):
+            series = {name: {g: s[key][g]["metrics"].get(metric) for g in groups} for name, s in engines.items()}
+            labels = {g: f"{g} (n={next(iter(engines.values()))[key][g]['n']})" for g in groups}
+            uri = plots.grouped_bars(groups, series, f"{LABELS[metric]} {title}", "share (0-1)", group_labels=labels)
+            parts.append(_img(uri, f"{metric} {title}"))
+    return "\n".join(parts)
+
+
+def _text_figure(engines: Mapping[str, Any]) -> str:
+    series = {name: s["overall"]["metrics"] for name, s in engines.items()}
+    uri = plots.grouped_bars(
+        TEXT_METRICS,
+        series,
+        "Text overlap with the physician's plan text",
+        "score (0-100)",
+        ylim=(0, 100),
+        group_labels=LABELS,
+    )
+    return _img(uri, "text overlap scores")
+
+
+def _class_figure(engines: Mapping[str, Any], per_visit: Mapping[str, Sequence[dict[str, Any]]]) -> str:
+    present = [
+        c for c in SCORED_CLASSES if any(r["columns"][f"truth.{c}"] for rows in per_visit.values() for r in rows)
+    ]
+    if not present:
+        return "<p>No drug class in the physician plans of these visits.</p>"
+    series = {
+        name: {c: s["overall"]["metrics"].get(f"class_recall.{c}") for c in present} for name, s in engines.items()
+    }
+    return _img(
+        plots.grouped_bars(present, series, "Recall per drug class (physician plan = truth)", "recall"),
+        "per-class recall",
+    )
+
+
+def _confusions(engines: Mapping[str, Any]) -> str:
+    parts = []
+    for name, s in engines.items():
+        c = s["action_confusion"]
+        parts.append(_img(plots.confusion(c["counts"], c["labels"], name), f"action confusion {name}"))
+    return '<div class="row">' + "\n".join(parts) + "</div>"
+
+
+def _fmt_actions(actions: Mapping[str, Sequence[str]]) -> str:
+    return ", ".join(f"{c} ({'/'.join(a)})" for c, a in actions.items()) or "—"
+
+
+def _worst(per_visit: Mapping[str, Sequence[dict[str, Any]]], count: int = 5) -> str:
+    parts = []
+    for name, rows in per_visit.items():
+        if name.endswith("@no_history"):
+            continue
+
+        def badness(r: dict[str, Any]) -> tuple:
+            c = r["columns"]
+            return (c["unsafe_unflagged"], c["med_fn"] + c["med_fp"], c["unsafe_proposed"], c["lab_fn"] + c["lab_fp"])
+
+        worst = [r for r in sorted(rows, key=badness, reverse=True)[:count] if any(badness(r))]
+        if not worst:
+            continue
+        body = "".join(
+            "<tr>"
+            f"<td>{_e(r['id'])}</td><td>{_e(r['language'])}, {_e(r['complexity'])}</td><td>{_e(r['status'])}</td>"
+            f"<td>{_e(_fmt_actions(r['physician']))}</td><td>{_e(_fmt_actions(r['predicted']))}</td>"
+            f"<td>{_e(', '.join(sorted(set(r['physician']) - set(r['predicted']))) or '—')}</td>"
+            f"<td>{_e(', '.join(sorted(set(r['predicted']) - set(r['physician']))) or '—')}</td>"
+            f"<td>{_e('; '.join(r['findings']) or '—')}</td>"
+            f'<td class="bad">{_e("; ".join(r["unflagged"]))}</td></tr>'
+            for r in worst
+        )
+        parts.append(
+            f"<h3>{_e(name)}</h3><table><tr><th>case</th><th>language, complexity</th><th>answer</th>"
+            "<th>physician plan</th><th>engine plan</th><th>missed</th><th>extra</th>"
+            f"<th>safety findings attached</th><th>findings missing</th></tr>{body}</table>"
+        )
+    return "\n".join(parts) or "<p>No misses.</p>"
+
+
+def _number(cell: Mapping[str, Any] | None) -> str:
+    if not cell or cell.get("value") is None:
+        return "n/a"
+    v, lo, hi = cell["value"], cell.get("low"), cell.get("high")
+    interval = "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
+    return f"{v:.3f}{interval}"
+
+
+def _table(engines: Mapping[str, Any]) -> str:
+    metrics = [*MAIN_METRICS, "med_class_precision", "med_class_recall", *TEXT_METRICS]
+    head = "".join(f"<th>{_e(LABELS.get(m, m))}</th>" for m in metrics)
+    body = "".join(
+        f"<tr><td>{_e(name)}</td><td>{s['n']}</td>"
+        + "".join(f"<td>{_number(s['overall']['metrics'].get(m))}</td>" for m in metrics)
+        + "</tr>"
+        for name, s in engines.items()
+    )
+    return f"<table><tr><th>engine</th><th>visits</th>{head}</tr>{body}</table>"
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
+th{background:#f3f3f3}.bad{color:#b00020;font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:8px}
+img{max-width:100%}dt{font-weight:bold}"""
+
+
+def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[dict[str, Any]]]) -> str:
+    """The report page as one HTML string."""
+    engines = metrics["engines"]
+    d, cfg = metrics["dataset"], metrics["config"]
+    skipped = "".join(f"<li><b>{_e(n)}</b>: {_e(r)}</li>" for n, r in metrics.get("skipped", {}).items())
+    glossary = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in EXPLAIN)
+    intro = (
+        f"<p>{d['n']} held-out visits from <code>{_e(d['path'])}</code> (sha256 {_e(d['sha256'][:12])}…), "
+        f"guideline region {_e(cfg['region'])}, {cfg['bootstrap']['resamples']} bootstrap resamples "
+        f"(seed {cfg['bootstrap']['seed']}). Engines: {_e(', '.join(engines))}.</p>"
+    )
+    if skipped:
+        intro += f"<p>Not evaluated:</p><ul>{skipped}</ul>"
+    if not engines:
+        sections = "<p>No engine could be evaluated.</p>"
+    else:
+        sections = f"""<h2>Main figures</h2>{_main_figure(engines)}
+<h2>By record complexity and language</h2><div class="row">{_strata_figures(engines)}</div>
+<h2>Recall per drug class</h2>{_class_figure(engines, per_visit)}
+<h2>Medication actions: physician vs engine</h2>
+<p>Each (visit, drug class) in either plan, by the action each plan gives it; "none" = not in that plan.</p>
+{_confusions(engines)}
+<h2>Worst misses</h2><p>Per engine, the visits with the most drug classes missed or added.</p>{_worst(per_visit)}
+<h2>Text overlap (for comparison with published fine-tunes only)</h2>
+<p>BLEU-4 on characters and ROUGE on jieba words, as ChatGLM's P-tuning v2 recipe scored; these reward wording,
+not clinical correctness.</p>{_text_figure(engines)}
+<h2>All numbers (value [95% interval])</h2>{_table(engines)}"""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>DiaGuide evaluation</title>
+<style>{_STYLE}</style></head><body><h1>DiaGuide evaluation</h1>{intro}
+<h2>How to read this</h2><dl>{glossary}</dl>{sections}</body></html>
+"""
+
+
+def write_report(out: Path, metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[dict[str, Any]]]) -> Path:
+    """Write `out/report.html` and return its path."""
+    path = Path(out) / "report.html"
+    path.write_text(render_report(metrics, per_visit), encoding="utf-8")
+    return path

@@ -1,0 +1,208 @@
+"""`diaguide evaluate`: every engine on the held-out visits, scored part by part, with intervals.
+
+Writes `OUT/metrics.json` (figures with bootstrap 95% intervals per engine, overall, by
+language and by complexity stratum), `OUT/visits/<engine>.jsonl` (per-visit scores, ids and
+drug classes only: no patient text) and `OUT/report.html`. Model engines are also run
+without the visit history, as `<engine>@no_history`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diaguide.errors import InputError
+from diaguide.evaluation import bootstrap
+from diaguide.evaluation.data import DEFAULT_COHORT, Example, default_dataset, read_examples, sha256_of
+from diaguide.evaluation.engines import ENGINES, NO_HISTORY, Engine, EngineUnavailable, RulesEngine, build_engine
+from diaguide.evaluation.scoring import action_confusion, score_predictions
+from diaguide.knowledge import guideline
+from diaguide.knowledge.regions import resolve_region
+from diaguide.safety.complexity import complexity
+
+LEVELS = ("low", "moderate", "high")
+LANGUAGES = ("en", "zh")
+
+
+def _strata(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+    def block(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        cols = [r["columns"] for r in subset]
+        return {"n": len(subset), "metrics": bootstrap.intervals(cols, resamples=resamples, seed=seed)}
+
+    return {
+        "overall": block(rows),
+        "by_language": {lang: block([r for r in rows if r["language"] == lang]) for lang in LANGUAGES},
+        "by_complexity": {lvl: block([r for r in rows if r["complexity"] == lvl]) for lvl in LEVELS},
+    }
+
+
+def _run_engine(
+    engine: Engine, label: str, examples: list[Example], include_history: bool, context: dict[str, Any]
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    predictions = engine.predict([e.visit for e in examples], include_history)
+    seconds = time.perf_counter() - started
+    if len(predictions) != len(examples):
+        raise RuntimeError(f"engine {label} returned {len(predictions)} predictions for {len(examples)} visits")
+    rows = score_predictions(examples, predictions, context["guideline"], context["levels"], context["region"])
+    status = {s: sum(p.status == s for p in predictions) for s in ("ok", "partial", "no_suggestion")}
+    return {
+        "label": label,
+        "rows": rows,
+        "summary": {
+            "n": len(examples),
+            "include_history": include_history,
+            "status": status,
+            "seconds": round(seconds, 3),
+            "visits_per_s": round(len(examples) / seconds, 3) if seconds > 0 else None,
+            **_strata(rows, context["resamples"], context["seed"]),
+            "action_confusion": action_confusion(rows),
+        },
+    }
+
+
+def evaluate(
+    out: str | Path,
+    engines: Sequence[str | Engine] = ENGINES,
+    limit: int | None = None,
+    lang: str | None = None,
+    dataset: str | Path | None = None,
+    region: str | None = None,
+    resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    seed: int = bootstrap.DEFAULT_SEED,
+    history_ablation: bool = True,
+) -> dict[str, Any]:
+    """Score the engines on the dataset's test split; write metrics.json, visits/ and report.html.
+
+    Args:
+        out: output folder.
+        engines: engine names (`base`, `lora`, `ptuning_v2`, `rules`) or engine objects.
+        limit: score only the first N test visits (after the language filter).
+        lang: keep only visits in this language (`en` or `zh`).
+        dataset: a dataset folder with test.jsonl; None builds the default cohort under var/.
+        region: guideline region for the rules engine and the safety checker.
+        resamples: bootstrap resamples; seed: their seed (same seed, same intervals).
+        history_ablation: also run every model engine without the visit history.
+
+    Returns:
+        The metrics.json content, plus `skipped` (engine -> reason) and `errors` (bad dataset lines).
+
+    Raises:
+        InputError: bad `lang`/`limit`, or a dataset folder without test.jsonl.
+    """
+    if lang not in (None, *LANGUAGES):
+        raise InputError(f"unknown language {lang!r}; expected en or zh", field="lang")
+    if limit is not None and limit < 1:
+        raise InputError("must be at least 1", field="limit")
+    region = resolve_region(region)
+    folder = Path(dataset) if dataset is not None else default_dataset()
+    examples, errors = read_examples(folder)
+    total = len(examples)
+    if lang:
+        examples = [e for e in examples if e.language == lang]
+    if limit is not None:
+        examples = examples[:limit]
+    if not examples:
+        raise InputError("no test visits left to score" + (f" in language {lang}" if lang else ""), source=str(folder))
+    context = {
+        "region": region,
+        "resamples": resamples,
+        "seed": seed,
+        "guideline": [guideline.recommend(e.visit, region=region) for e in examples],
+        "levels": [complexity(e.visit, region=region).level for e in examples],
+    }
+    results: dict[str, Any] = {}
+    per_visit: dict[str, list[dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
+    for item in engines:
+        try:
+            engine = build_engine(item, region=region) if isinstance(item, str) else item
+        except EngineUnavailable as exc:
+            skipped[exc.name] = exc.reason
+            print(f"diaguide evaluate: skipped engine {exc.name}: {exc.reason}", file=sys.stderr)
+            continue
+        runs = [(engine.name, True)]
+        if history_ablation and not isinstance(engine, RulesEngine):
+            runs.append((engine.name + NO_HISTORY, False))
+        for label, include_history in runs:
+            done = _run_engine(engine, label, examples, include_history, context)
+            results[label], per_visit[label] = done["summary"], done["rows"]
+    metrics = {
+        "engines": results,
+        "skipped": skipped,
+        "dataset": {
+            "path": str(folder),
+            "file": "test.jsonl",
+            "sha256": sha256_of(folder / "test.jsonl"),
+            "n": len(examples),
+            "n_in_split": total,
+            "bad_lines": len(errors),
+            "default_cohort": DEFAULT_COHORT if dataset is None else None,
+        },
+        "config": {
+            "engines": [e if isinstance(e, str) else e.name for e in engines],
+            "limit": limit,
+            "lang": lang,
+            "region": region,
+            "bootstrap": {"resamples": resamples, "seed": seed, "unit": "visit", "interval": "percentile 95%"},
+            "history_ablation": history_ablation,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+        "machine": _machine(),
+    }
+    _write(Path(out), metrics, per_visit)
+    return {**metrics, "errors": errors}
+
+
+def _machine() -> dict[str, Any]:
+    from diaguide.bench import machine_info
+
+    return machine_info()
+
+
+def _write(out: Path, metrics: dict[str, Any], per_visit: dict[str, list[dict[str, Any]]]) -> None:
+    from diaguide.evaluation.report import write_report
+
+    try:
+        (out / "visits").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror})", source=str(out), field="out") from None
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for label, rows in per_visit.items():
+        with (out / "visits" / f"{label}.jsonl").open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_report(out, metrics, per_visit)
+
+
+def evaluate_command(
+    out: str,
+    engines: str = ",".join(ENGINES),
+    limit: int | None = None,
+    lang: str | None = None,
+    dataset: str | None = None,
+) -> int:
+    """`diaguide evaluate`: 0 when every engine ran and every test line was read, else 1."""
+    names = [n.strip() for n in engines.split(",") if n.strip()]
+    if not names:
+        raise InputError("no engine named", field="engines")
+    result = evaluate(out, engines=names, limit=limit, lang=lang, dataset=dataset)
+    for line in result["errors"]:
+        print(f"diaguide evaluate: error: {line}", file=sys.stderr)
+    for label, summary in result["engines"].items():
+        m = summary["overall"]["metrics"]
+        print(
+            f"{label:<24} n={summary['n']:<5} med_class_f1={_fmt(m['med_class_f1']['value'])} "
+            f"parse_rate={_fmt(m['parse_rate']['value'])} unsafe_unflagged={_fmt(m['unsafe_unflagged_rate']['value'])}"
+        )
+    print(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
+    return 1 if result["skipped"] or result["errors"] else 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
