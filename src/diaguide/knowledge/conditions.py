@@ -142,23 +142,42 @@ def _texts(visit: Visit) -> list[str]:
     return [t for t in texts if t]
 
 
+@functools.lru_cache(maxsize=2048)
+def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One compiled regular expression for a list of patterns, built once per list.
+
+    Searching one alternation per clause instead of each pattern through `re.search` saves the
+    per-call cache look-up of the `re` module (~12,000 a visit before: most of the engines' time).
+    """
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=8192)
+def _clauses(text: str) -> tuple[str, ...]:
+    """A text cut into clauses; a visit's few texts are read by ~30 conditions, so split once."""
+    return tuple(_CLAUSE.split(_NO_CAUSE.sub(" ", text)))
+
+
 def mentions(texts: list[str], patterns: list[str], family: bool = False, current_only: bool = False) -> bool:
     """True when a pattern occurs in a clause that does not negate it.
 
     `family`: a family member's condition counts too. `current_only`: a past episode
     ("history of gestational diabetes", "既往妊娠期糖尿病史") does not count.
     """
+    found = _alternation(tuple(patterns))
+    if found is None:
+        return False
     for text in texts:
-        for clause in _CLAUSE.split(_NO_CAUSE.sub(" ", text)):
-            for pattern in patterns:
-                m = re.search(pattern, clause, re.IGNORECASE)
-                if not m:
-                    continue
+        for clause in _clauses(text):
+            for m in found.finditer(clause):
+                # a negation before the earliest match also precedes every later one
                 before = clause[: m.start()]
                 if _NEGATION.search(before):
-                    continue
+                    break
                 if not family and _FAMILY.search(clause):
-                    continue
+                    break
                 if current_only and (_PAST.search(before) or "史" in clause[m.end() : m.end() + 8]):
                     continue
                 return True
