@@ -1,8 +1,12 @@
 """The model engines of an evaluation (`base`, `lora`, `ptuning_v2`) on `diaguide.inference.engine`.
 
-Each is checked before it runs: the inference code in this build, the base model, and for a
-fine-tuned engine its adapter folder under `models/`. A missing piece raises
+Each is checked and loaded before it runs: the inference code in this build, the base model,
+and for a fine-tuned engine its adapter folder under `models/`. A missing piece raises
 `EngineUnavailable` with one line saying which and why; the evaluation goes on without it.
+
+Generation, the strict retry, parsing and the safety pass are the inference engine's own
+(`recommend_many`), so the evaluation scores exactly what a physician would be shown; the
+plan before the safety pass is the parse of the text the engine used.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ import importlib
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
-from diaguide.evaluation.engines import Engine, EngineUnavailable
+from diaguide.errors import DiaGuideError
+from diaguide.evaluation.engines import EngineUnavailable, Prediction
+from diaguide.prompts import parse_plan
+from diaguide.records.schema import Visit
 
 INFERENCE_MODULE = "diaguide.inference.engine"
 # repo-root/models/<base>-<method>; $DIAGUIDE_MODELS points elsewhere (an installed copy)
@@ -25,20 +33,46 @@ def adapter_dir(name: str) -> Path | None:
     return MODELS_DIR / ADAPTERS[name] if name in ADAPTERS else None
 
 
-def _inference_module(name: str):
-    if importlib.util.find_spec(INFERENCE_MODULE) is None:
-        raise EngineUnavailable(name, f"the model inference code ({INFERENCE_MODULE}) is not part of this build")
-    return importlib.import_module(INFERENCE_MODULE)
+def to_prediction(result: Any) -> Prediction:
+    """An inference `ModelResult` as a Prediction (the plan before safety re-parsed from its text)."""
+    text = result.raw_text
+    proposed = parse_plan(text).plan if result.status != "no_suggestion" else None
+    return Prediction(text, proposed, result.plan, result.status, list(result.errors))
 
 
-def model_engine(name: str, region: str = "ada") -> Engine:
-    """The evaluation engine for `base`, `lora` or `ptuning_v2`.
+class ModelEngine:
+    """A generator (transformers, llama.cpp, vLLM) behind the evaluation protocol."""
+
+    def __init__(self, name: str, generator: Any, region: str = "ada"):
+        self.name, self.generator, self.region = name, generator, region
+
+    def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
+        inference = importlib.import_module(INFERENCE_MODULE)
+        results = inference.recommend_many(visits, self.generator, region=self.region, include_history=include_history)
+        return [to_prediction(r) for r in results]
+
+
+def _load_generator(name: str, adapter: Path | None) -> Any:
+    from diaguide.inference.hf_engine import HFEngine
+
+    return HFEngine(adapter=str(adapter) if adapter is not None else None)
+
+
+def model_engine(name: str, region: str = "ada") -> ModelEngine:
+    """The evaluation engine for `base`, `lora` or `ptuning_v2`, loaded.
 
     Raises:
-        EngineUnavailable: inference code, base model or adapter missing.
+        EngineUnavailable: inference code, base model or adapter missing or unloadable.
     """
     adapter = adapter_dir(name)
-    if adapter is not None and not adapter.is_dir():
-        raise EngineUnavailable(name, f"adapter folder {adapter} not found (train it with `diaguide train`)")
-    _inference_module(name)
-    raise EngineUnavailable(name, f"{INFERENCE_MODULE} has no batch engine this evaluation knows")
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        raise EngineUnavailable(name, f"no adapter in {adapter} (train it with `diaguide train`)")
+    if importlib.util.find_spec(INFERENCE_MODULE) is None:
+        raise EngineUnavailable(name, f"the model inference code ({INFERENCE_MODULE}) is not part of this build")
+    try:
+        generator = _load_generator(name, adapter)
+    except DiaGuideError as exc:
+        raise EngineUnavailable(name, f"cannot load the model: {exc.line()}") from None
+    except ImportError as exc:
+        raise EngineUnavailable(name, f"cannot load the model: {exc.name or exc} is not installed") from None
+    return ModelEngine(name, generator, region=region)

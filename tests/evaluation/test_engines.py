@@ -1,0 +1,75 @@
+"""Engines behind the protocol: the safety pass is always applied, and a broken engine is caught."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import diaguide.evaluation.engines as engines_module
+from diaguide.evaluation.data import Example
+from diaguide.evaluation.engines import EngineUnavailable, RulesEngine, build_engine
+from diaguide.evaluation.metrics import summarise
+from diaguide.evaluation.scoring import score_predictions
+from diaguide.knowledge import guideline
+from diaguide.records.schema import Plan, VisitSummary
+
+sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
+from eval_fakes import METFORMIN_TEXT, StrippingEngine, canned_engine, renal_visit  # noqa: E402
+
+
+def examples(n: int = 3) -> list[Example]:
+    truth = Plan.model_validate({"medications": [{"drug": "semaglutide", "drug_class": "glp1ra", "action": "start"}]})
+    return [Example(f"p1/v{i}", "p1", "en", renal_visit(visit_id=f"v{i}"), truth) for i in range(n)]
+
+
+def score(engine, exs: list[Example]) -> dict:
+    preds = engine.predict([e.visit for e in exs], True)
+    plans = [guideline.recommend(e.visit) for e in exs]
+    rows = score_predictions(exs, preds, plans, ["low"] * len(exs), "ada")
+    return summarise(r["columns"] for r in rows), rows, preds
+
+
+def test_text_engine_attaches_the_finding_to_a_contraindicated_drug():
+    m, rows, preds = score(canned_engine("fake", lambda v, h: METFORMIN_TEXT), examples())
+    assert preds[0].status == "ok"
+    assert any(f.rule_id == "metformin_egfr_below_30" for f in preds[0].plan.findings)
+    assert preds[0].proposed.findings == []  # the raw plan, before the safety pass
+    assert m["unsafe_proposed_rate"] == 1.0
+    assert m["unsafe_unflagged_rate"] == 0.0
+
+
+def test_a_broken_engine_that_drops_findings_is_detected():
+    m, rows, _ = score(StrippingEngine(), examples())
+    assert m["unsafe_unflagged_rate"] == 1.0
+    assert any(u.startswith("metformin_egfr_below_30") for u in rows[0]["unflagged"])
+
+
+def test_unusable_and_truncated_text_get_their_status():
+    texts = {"v0": "Sorry, I cannot help.", "v1": METFORMIN_TEXT.replace("\nEND", ""), "v2": None}
+    m, rows, preds = score(canned_engine("fake", lambda v, h: texts[v.visit_id]), examples())
+    assert [p.status for p in preds] == ["no_suggestion", "partial", "no_suggestion"]
+    assert m["parse_rate"] == 1 / 3
+    assert m["med_class_recall"] == 0.0  # the physician's glp1ra was never proposed
+
+
+def test_rules_engine_without_history_sees_no_earlier_visits(monkeypatch: pytest.MonkeyPatch):
+    seen = []
+    original = guideline.recommend
+
+    def spy(visit, region="ada"):
+        seen.append(len(visit.history))
+        return original(visit, region=region)
+
+    monkeypatch.setattr(engines_module.guideline, "recommend", spy)
+    earlier = VisitSummary.model_validate({"date": "2024-09-01", "hba1c": 8.0})
+    visit = renal_visit().model_copy(update={"history": [earlier]})
+    RulesEngine().predict([visit], True)
+    RulesEngine().predict([visit], False)
+    assert seen == [1, 0]
+
+
+def test_unknown_engine_name_is_unavailable_with_a_reason():
+    with pytest.raises(EngineUnavailable, match="unknown engine"):
+        build_engine("gpt")

@@ -1,0 +1,140 @@
+"""`diaguide evaluate` end to end: rules + a fake model engine on a small seeded dataset."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import diaguide.evaluation.model_engines as model_engines
+from diaguide.cli import main
+from diaguide.evaluation.data import read_examples, sha256_of
+from diaguide.evaluation.engines import EngineUnavailable
+from diaguide.evaluation.run import evaluate, evaluate_command
+
+sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
+from eval_fakes import canned_engine, copy_physician  # noqa: E402
+
+
+@pytest.fixture
+def fake_models(monkeypatch: pytest.MonkeyPatch, small_dataset: Path) -> None:
+    """`lora` writes the physician's plan when it sees the history; `base` and `ptuning_v2` are missing."""
+    plans = {e.visit.visit_id: e.plan for e in read_examples(small_dataset)[0]}
+
+    def fake(name: str, region: str = "ada"):
+        if name == "lora":
+            return canned_engine("lora", copy_physician(plans), region=region)
+        raise EngineUnavailable(name, "no adapter in models/ (test)")
+
+    monkeypatch.setattr(model_engines, "model_engine", fake)
+
+
+def load(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path, fake_models: None, capsys):
+    out = tmp_path / "eval"
+    status = evaluate_command(out=str(out), engines="rules,lora", limit=None, lang=None, dataset=str(small_dataset))
+    assert status == 0
+    metrics = load(out)
+    n = len(read_examples(small_dataset)[0])
+    assert set(metrics["engines"]) == {"rules", "lora", "lora@no_history"}
+    assert metrics["dataset"]["n"] == n
+    assert metrics["dataset"]["sha256"] == sha256_of(small_dataset / "test.jsonl")
+    lora = metrics["engines"]["lora"]["overall"]["metrics"]
+    # the fake model writes the physician's own plan: every class found, nothing unsafe left unflagged
+    assert lora["med_class_f1"]["value"] == pytest.approx(1.0)
+    assert lora["med_action_accuracy"]["value"] == pytest.approx(1.0)
+    assert lora["parse_rate"]["value"] == 1.0
+    assert lora["unsafe_unflagged_rate"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert lora["bleu4"]["value"] == pytest.approx(100.0)
+    # without the history it writes nothing usable: the ablation shows it
+    ablated = metrics["engines"]["lora@no_history"]
+    assert ablated["include_history"] is False
+    assert ablated["overall"]["metrics"]["parse_rate"]["value"] == 0.0
+    assert ablated["status"]["no_suggestion"] == n
+    rules = metrics["engines"]["rules"]["overall"]["metrics"]
+    assert rules["guideline_concordance"]["value"] == 1.0
+    for name in ("rules", "lora"):
+        for cell in metrics["engines"][name]["overall"]["metrics"].values():
+            if cell["value"] is not None:
+                assert cell["low"] <= cell["value"] + 1e-9 and cell["value"] <= cell["high"] + 1e-9
+    by_lang = metrics["engines"]["rules"]["by_language"]
+    assert by_lang["en"]["n"] + by_lang["zh"]["n"] == n
+    by_level = metrics["engines"]["rules"]["by_complexity"]
+    assert sum(by_level[k]["n"] for k in ("low", "moderate", "high")) == n
+    assert {"machine", "config"} <= metrics.keys() and metrics["config"]["bootstrap"]["resamples"] == 1000
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "lora@no_history" in page and "rules" in page
+    assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)) >= 5
+    assert "Worst misses" in page
+    assert (out / "visits" / "lora.jsonl").is_file()
+    printed = capsys.readouterr().out
+    assert "lora" in printed and "metrics.json" in printed
+
+
+def test_limit_and_language_are_honoured(tmp_path: Path, small_dataset: Path, fake_models: None):
+    result = evaluate(tmp_path / "a", engines=["rules"], limit=3, dataset=small_dataset, resamples=50)
+    assert result["dataset"]["n"] == 3 and result["engines"]["rules"]["n"] == 3
+    result = evaluate(tmp_path / "b", engines=["rules"], lang="zh", dataset=small_dataset, resamples=50)
+    zh = [e for e in read_examples(small_dataset)[0] if e.language == "zh"]
+    assert result["engines"]["rules"]["n"] == len(zh) > 0
+    assert result["engines"]["rules"]["by_language"]["en"]["n"] == 0
+    rows = (tmp_path / "b" / "visits" / "rules.jsonl").read_text(encoding="utf-8").splitlines()
+    assert {json.loads(r)["language"] for r in rows} == {"zh"}
+
+
+def test_a_missing_engine_is_named_and_the_others_still_run(tmp_path: Path, small_dataset: Path, fake_models, capsys):
+    status = main(
+        ["evaluate", "--out", str(tmp_path), "--engines", "base,rules", "--limit", "2", "--dataset", str(small_dataset)]
+    )
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "skipped engine base: no adapter in models/ (test)" in err
+    metrics = load(tmp_path)
+    assert set(metrics["engines"]) == {"rules"}
+    assert metrics["skipped"] == {"base": "no adapter in models/ (test)"}
+    assert "no adapter in models/ (test)" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_bad_dataset_lines_are_named_and_good_ones_scored(tmp_path: Path, small_dataset: Path, capsys):
+    broken = tmp_path / "data"
+    shutil.copytree(small_dataset, broken)
+    lines = (broken / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    bad = json.loads(lines[1])
+    bad["visit"]["date"] = "not a date"
+    (broken / "test.jsonl").write_text(
+        "\n".join([lines[0], json.dumps(bad), "{oops", *lines[2:]]) + "\n", encoding="utf-8"
+    )
+    status = evaluate_command(out=str(tmp_path / "out"), engines="rules", dataset=str(broken))
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "test.jsonl:2: visit.date" in err and "test.jsonl:3: not JSON" in err
+    assert load(tmp_path / "out")["dataset"]["n"] == len(lines) - 1
+
+
+def test_user_errors_are_one_line(tmp_path: Path, small_dataset: Path, capsys):
+    assert main(["evaluate", "--out", str(tmp_path), "--dataset", str(tmp_path / "nowhere"), "--engines", "rules"]) == 2
+    assert "no test.jsonl here" in capsys.readouterr().err
+    assert main(["evaluate", "--out", str(tmp_path), "--dataset", str(small_dataset), "--limit", "0"]) == 2
+    assert "limit: must be at least 1" in capsys.readouterr().err
+
+
+def test_without_a_dataset_the_default_cohort_is_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import diaguide.evaluation.data as data
+    import diaguide.evaluation.run as run
+
+    monkeypatch.setitem(data.DEFAULT_COHORT, "patients", 6)
+    monkeypatch.setattr(run, "default_dataset", lambda: data.default_dataset(tmp_path / "var"))
+    first = evaluate(tmp_path / "out", engines=["rules"], limit=2, resamples=20)
+    folder = Path(first["dataset"]["path"])
+    assert folder.parent == tmp_path / "var" and (folder / "test.jsonl").is_file()
+    built = (folder / "test.jsonl").stat().st_mtime_ns
+    evaluate(tmp_path / "out2", engines=["rules"], limit=2, resamples=20)
+    assert (folder / "test.jsonl").stat().st_mtime_ns == built
