@@ -73,3 +73,49 @@ def test_rules_engine_without_history_sees_no_earlier_visits(monkeypatch: pytest
 def test_unknown_engine_name_is_unavailable_with_a_reason():
     with pytest.raises(EngineUnavailable, match="unknown engine"):
         build_engine("gpt")
+
+
+class CannedGenerator:
+    """An inference generator stand-in: the same text for every prompt; remembers the prompts."""
+
+    kind, model_name, adapter_version = "fake", "fake-model", None
+
+    def __init__(self, text: str):
+        self.text, self.prompts = text, []
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 64) -> list:
+        from diaguide.inference.engine import Generation
+
+        self.prompts += prompts
+        return [Generation(text=self.text, prompt_tokens=1, new_tokens=1, finished=True) for _ in prompts]
+
+
+def test_model_engine_keeps_the_plan_before_and_after_the_safety_pass():
+    from diaguide.evaluation.model_engines import ModelEngine
+
+    [p] = ModelEngine("lora", CannedGenerator(METFORMIN_TEXT)).predict([renal_visit()], True)
+    assert p.status == "ok" and p.text == METFORMIN_TEXT
+    assert [m.drug for m in p.proposed.medications] == ["metformin"] and p.proposed.findings == []
+    assert any(f.rule_id == "metformin_egfr_below_30" for f in p.plan.findings)
+
+
+def test_model_engine_without_history_renders_prompts_without_earlier_visits():
+    from diaguide.evaluation.model_engines import ModelEngine
+
+    earlier = VisitSummary.model_validate({"date": "2024-09-01", "hba1c": 9.7})
+    visit = renal_visit().model_copy(update={"history": [earlier]})
+    gen = CannedGenerator("no idea")
+    preds = ModelEngine("lora", gen).predict([visit], False)
+    assert preds[0].status == "no_suggestion" and preds[0].plan is None and preds[0].proposed is None
+    assert gen.prompts and not any("9.7" in p for p in gen.prompts)
+    gen_with = CannedGenerator(METFORMIN_TEXT)
+    ModelEngine("lora", gen_with).predict([visit], True)
+    assert "9.7" in gen_with.prompts[0]
+
+
+def test_missing_adapter_makes_the_engine_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import diaguide.evaluation.model_engines as model_engines
+
+    monkeypatch.setattr(model_engines, "MODELS_DIR", tmp_path)
+    with pytest.raises(EngineUnavailable, match=r"no adapter in .*smollm2-135m-lora"):
+        build_engine("lora")

@@ -12,6 +12,7 @@ import pytest
 
 import diaguide.evaluation.model_engines as model_engines
 from diaguide.cli import main
+from diaguide.errors import ModelError
 from diaguide.evaluation.data import read_examples, sha256_of
 from diaguide.evaluation.engines import EngineUnavailable
 from diaguide.evaluation.run import evaluate, evaluate_command
@@ -60,6 +61,9 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
     assert ablated["status"]["no_suggestion"] == n
     rules = metrics["engines"]["rules"]["overall"]["metrics"]
     assert rules["guideline_concordance"]["value"] == 1.0
+    # the physicians (the fake lora copies them) agree with the guideline exactly as often as lora does
+    physician = metrics["reference"]["physician_guideline_concordance"]["value"]
+    assert physician == pytest.approx(lora["guideline_concordance"]["value"])
     for name in ("rules", "lora"):
         for cell in metrics["engines"][name]["overall"]["metrics"].values():
             if cell["value"] is not None:
@@ -124,6 +128,21 @@ def test_user_errors_are_one_line(tmp_path: Path, small_dataset: Path, capsys):
     assert "no test.jsonl here" in capsys.readouterr().err
     assert main(["evaluate", "--out", str(tmp_path), "--dataset", str(small_dataset), "--limit", "0"]) == 2
     assert "limit: must be at least 1" in capsys.readouterr().err
+    assert main(["evaluate", "--out", str(tmp_path), "--dataset", str(small_dataset), "--engines", "rules,gpt4"]) == 2
+    assert "engines: unknown engine gpt4" in capsys.readouterr().err
+
+
+def test_an_engine_that_fails_while_generating_is_skipped(tmp_path: Path, small_dataset: Path, capsys):
+    class Failing:
+        name = "lora"
+
+        def predict(self, visits, include_history):
+            raise ModelError("out of memory", source="smollm2-135m")
+
+    result = evaluate(tmp_path, engines=[Failing(), "rules"], limit=2, dataset=small_dataset, resamples=20)
+    assert set(result["engines"]) == {"rules"}
+    assert "out of memory" in result["skipped"]["lora"]
+    assert "skipped engine lora: failed while generating: smollm2-135m: out of memory" in capsys.readouterr().err
 
 
 def test_without_a_dataset_the_default_cohort_is_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

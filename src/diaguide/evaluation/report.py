@@ -205,6 +205,12 @@ def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
         f"guideline region {_e(cfg['region'])}, {cfg['bootstrap']['resamples']} bootstrap resamples "
         f"(seed {cfg['bootstrap']['seed']}). Engines: {_e(', '.join(engines))}.</p>"
     )
+    ref = metrics.get("reference", {}).get("physician_guideline_concordance")
+    if ref and ref.get("value") is not None:
+        intro += (
+            f"<p>For context: the physicians' own glucose-lowering classes equal the guideline engine's in "
+            f"{_number(ref)} of these visits (value [95% interval]).</p>"
+        )
     if skipped:
         intro += f"<p>Not evaluated:</p><ul>{skipped}</ul>"
     if not engines:

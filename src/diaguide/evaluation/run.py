@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diaguide.errors import InputError
+from diaguide.errors import DiaGuideError, InputError
 from diaguide.evaluation import bootstrap
 from diaguide.evaluation.data import DEFAULT_COHORT, Example, default_dataset, read_examples, sha256_of
 from diaguide.evaluation.engines import ENGINES, NO_HISTORY, Engine, EngineUnavailable, RulesEngine, build_engine
+from diaguide.evaluation.metrics import visit_columns
 from diaguide.evaluation.scoring import action_confusion, score_predictions
 from diaguide.knowledge import guideline
 from diaguide.knowledge.regions import resolve_region
@@ -130,10 +131,16 @@ def evaluate(
         if history_ablation and not isinstance(engine, RulesEngine):
             runs.append((engine.name + NO_HISTORY, False))
         for label, include_history in runs:
-            done = _run_engine(engine, label, examples, include_history, context)
+            try:
+                done = _run_engine(engine, label, examples, include_history, context)
+            except DiaGuideError as exc:  # e.g. a model that fails to generate: the others still run
+                skipped[label] = f"failed while generating: {exc.line()}"
+                print(f"diaguide evaluate: skipped engine {label}: {skipped[label]}", file=sys.stderr)
+                continue
             results[label], per_visit[label] = done["summary"], done["rows"]
     metrics = {
         "engines": results,
+        "reference": _physician_reference(examples, context),
         "skipped": skipped,
         "dataset": {
             "path": str(folder),
@@ -157,6 +164,26 @@ def evaluate(
     }
     _write(Path(out), metrics, per_visit)
     return {**metrics, "errors": errors}
+
+
+def _physician_reference(examples: list[Example], context: dict[str, Any]) -> dict[str, Any]:
+    """How often the physicians' own glucose-lowering classes equal the guideline engine's: the
+    ceiling context for every engine's `guideline_concordance`."""
+    rows = []
+    for example, reference in zip(examples, context["guideline"], strict=True):
+        columns = visit_columns(
+            truth=example.plan,
+            proposed=example.plan,
+            output=example.plan,
+            parsed=True,
+            proposed_findings=[],
+            output_findings=[],
+            guideline=reference,
+            text={},
+        )
+        rows.append(columns)
+    cell = bootstrap.intervals(rows, ["guideline_concordance"], context["resamples"], context["seed"])
+    return {"physician_guideline_concordance": cell["guideline_concordance"]}
 
 
 def _machine() -> dict[str, Any]:
@@ -189,8 +216,11 @@ def evaluate_command(
 ) -> int:
     """`diaguide evaluate`: 0 when every engine ran and every test line was read, else 1."""
     names = [n.strip() for n in engines.split(",") if n.strip()]
-    if not names:
-        raise InputError("no engine named", field="engines")
+    unknown = [n for n in names if n not in ENGINES]
+    if unknown or not names:
+        raise InputError(
+            f"unknown engine {', '.join(unknown) or '(none)'}; expected {','.join(ENGINES)}", field="engines"
+        )
     result = evaluate(out, engines=names, limit=limit, lang=lang, dataset=dataset)
     for line in result["errors"]:
         print(f"diaguide evaluate: error: {line}", file=sys.stderr)
