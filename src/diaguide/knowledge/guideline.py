@@ -4,13 +4,15 @@ Diabetes Society guideline 2020 (region `cds`).
 The engine reads the patient's facts (conditions.py), picks the glycaemic goal and the labs
 due (monitoring.py), and decides per drug class what to start, continue, adjust or stop.
 Every decision cites the guideline.yaml rule it follows; the thresholds live there too.
-Safety findings are not added here: safety.checker does that to any Plan.
+Safety findings are not added here: safety.checker does that to any Plan. A visit without
+diabetes on record is planned by no_diabetes.py: no glucose-lowering drug is started there.
 """
 
 from __future__ import annotations
 
 from diaguide.knowledge.conditions import derive
 from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
+from diaguide.knowledge.no_diabetes import plan_without_diabetes
 from diaguide.knowledge.plan_builder import (
     INSULINS,
     MG_DL_PER_MMOL_L,
@@ -284,6 +286,10 @@ def recommend(visit: Visit, region: str = "ada") -> Plan:
         ConfigError: unknown region.
     """
     facts = derive(visit, region)
+    if facts.diabetes_status != "diabetes":  # nothing to treat, or a diagnosis to confirm first
+        b = PlanBuilder(visit, facts, region, None)
+        _safety_stops(b)
+        return plan_without_diabetes(b)
     goal, goal_reason = glycaemic_goal(visit, region, facts)
     b = PlanBuilder(visit, facts, region, goal)
     _safety_stops(b)

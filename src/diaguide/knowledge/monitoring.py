@@ -24,7 +24,14 @@ from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, LabOrder, Visit
 MONITORING_YAML = Path(__file__).with_name("monitoring.yaml")
 
 # VisitSummary fields that record an earlier result of an analyte.
-_HISTORY_FIELD = {"hba1c": "hba1c", "egfr": "egfr", "creatinine": "egfr", "uacr": "uacr", "ldl": "ldl"}
+_HISTORY_FIELD = {
+    "hba1c": "hba1c",
+    "fasting_glucose": "fasting_glucose",
+    "egfr": "egfr",
+    "creatinine": "egfr",
+    "uacr": "uacr",
+    "ldl": "ldl",
+}
 
 
 @functools.cache
@@ -161,4 +168,51 @@ def labs_due(
                 when = f"last {last.isoformat()}; " + ("due now" if due <= visit.date else f"due by {due.isoformat()}")
         reason = f"{rule[lang]}; {when} ({rule['source']})"
         orders.append(LabOrder(loinc=analyte.loincs[0], name=spec[lang], reason=reason))
+    return orders
+
+
+def screening_labs(
+    visit: Visit, region: str = "ada", facts: Facts | None = None, confirmed: bool = False
+) -> list[LabOrder]:
+    """Diabetes testing for a visit with no diabetes on record (ADA 2025 §2), each with its reason.
+
+    Args:
+        visit: the visit.
+        region: `ada` or `cds`.
+        facts: the visit's facts when the caller has them already.
+        confirmed: the record already holds two abnormal tests (no confirmation test needed).
+    """
+    facts = facts or derive(visit, region)
+    know = monitoring_knowledge()
+    lang = "zh" if visit.language == "zh" else "en"
+    risk = facts.hypertension or facts.dyslipidaemia or facts.ascvd
+    age_ok = facts.age is not None and facts.age >= know["thresholds"]["screening_age"]["value"]
+    holds = {
+        "unconfirmed": facts.diabetes_status == "unconfirmed" and not confirmed,
+        "prediabetes": facts.diabetes_status == "prediabetes",
+        "prior_gdm": facts.prior_gdm,
+        "screen": age_ok or (facts.overweight and risk),
+    }
+    rule = next((r for r in know["screening"] if holds.get(r["when"])), None)
+    if rule is None:
+        return []
+    # either test screens: the latest HbA1c or fasting glucose sets the next date
+    dates = [d for d in (_last_result(visit, "hba1c"), _last_result(visit, "fasting_glucose")) if d]
+    last = max(dates) if dates else None
+    if (
+        last is not None
+        and rule["days"]
+        and last + dt.timedelta(days=rule["days"]) > visit.date + dt.timedelta(days=know["grace_days"]["value"])
+    ):
+        return []
+    if last is None:
+        when = "尚无结果，请检测" if lang == "zh" else "no result on file: order now"
+    else:
+        when = f"上次{last.isoformat()}" if lang == "zh" else f"last {last.isoformat()}"
+    orders = []
+    for key in rule["labs"]:
+        analyte = units.ANALYTES[key]
+        name = {"hba1c": ("HbA1c", "糖化血红蛋白"), "fasting_glucose": ("Fasting plasma glucose", "空腹血糖")}[key]
+        reason = f"{rule[lang]}; {when} ({rule['source']})"
+        orders.append(LabOrder(loinc=analyte.loincs[0], name=name[lang == "zh"], reason=reason))
     return orders
