@@ -127,12 +127,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):
-        # YAML 1.1 reads 1e-4 as a string; numbers written that way are common on command lines
-        try:
-            value = float(value) if any(c in value.lower() for c in "e.") else value
-        except ValueError:
-            pass
+    # strings such as 1e-4 (YAML 1.1 reads them as text) are parsed by the typed field they land in
     return key.strip().split("."), value
 
 

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diaguide.training.attention import NAME as PACKED
+from diaguide.training.attention import bounds_of
+from diaguide.training.attention import register as register_packed_attention
 from diaguide.training.data import IGNORE, Batch, block_causal_mask
 
 # target positions projected at once; beyond this the head runs in recomputed chunks to bound memory
@@ -35,6 +38,11 @@ class TargetLoss(nn.Module):
         for attr in ("final_logit_softcapping", "logit_scale"):
             if getattr(lm.config, attr, None):
                 raise NotImplementedError(f"models with {attr} are not supported by the target-only loss yet")
+        # sdpa -> per-example attention calls (see attention.py); flash-attention reads the restarting
+        # position ids as varlen sequences by itself; eager gets an explicit block-diagonal mask
+        if lm.config._attn_implementation == "sdpa":
+            lm.config._attn_implementation = register_packed_attention()
+        self.packed_attention = lm.config._attn_implementation == PACKED
 
     def _decoder_and_head(self):
         lm = self.peft.get_base_model()
@@ -42,14 +50,19 @@ class TargetLoss(nn.Module):
 
     def hidden(self, input_ids, position_ids, segments):
         decoder, _ = self._decoder_and_head()
+        extra = {"packed_bounds": bounds_of(segments)} if self.packed_attention else {}
         if not self.prefix_len:
             # no mask: transformers reads the restarting position ids as packed sequences and builds the
             # block-diagonal causal mask itself (or uses varlen flash attention)
-            return decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+            return decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra).last_hidden_state
         b = input_ids.shape[0]
         cache = self.peft.get_prompt(batch_size=b, max_cache_len=input_ids.shape[1] + self.prefix_len)
         impl = decoder.config._attn_implementation
-        mask = block_causal_mask(segments, self.prefix_len, None if impl == "sdpa" else self._dtype())
+        mask = None  # packed attention and flash-attention need no mask
+        if impl == "eager":
+            mask = block_causal_mask(segments, self.prefix_len, self._dtype())
+        elif impl == "flash_attention_2":
+            raise NotImplementedError("prefix tuning with packed rows needs attn_implementation sdpa or eager")
         # positions continue after the prefix, as PEFT's own forward and generate do
         return decoder(
             input_ids=input_ids,
@@ -57,6 +70,7 @@ class TargetLoss(nn.Module):
             attention_mask=mask,
             use_cache=True,
             **{_cache_kwarg(decoder): cache},
+            **extra,
         ).last_hidden_state
 
     def _dtype(self):

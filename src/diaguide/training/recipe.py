@@ -198,7 +198,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
             val_loss = evaluate(acc, module, val_packed, pad_id, t.batch_size, t.eval_max_batches)
             _append_metrics(acc, out, {"step": step, "val_loss": round(val_loss, 5)})
             summary["val_loss"] = round(val_loss, 5)
-        if step % t.save_every == 0 and step < t.max_steps:
+        if step % t.save_every == 0 or step == t.max_steps:  # the last one lets --resume extend a run
             _save_checkpoint(out, step, epoch, micro, acc, module, model, optimizer, scheduler, t.keep_checkpoints)
     bar.close()
 
