@@ -1,0 +1,127 @@
+"""Which engine and which adapter a recommendation uses, loaded once per process and reused.
+
+* The default adapter is the project's LoRA fine-tune, `models/smollm2-135m-lora` in the repository
+  ($DIAGUIDE_ADAPTER or $DIAGUIDE_MODELS point elsewhere); without one, the base model answers.
+* The default engine is llama.cpp where llama-cpp-python is installed and the adapter can be merged (LoRA), since
+  it serves ~8x faster than transformers on CPU; prefix tuning (P-tuning v2) cannot be merged into weights, so a
+  prefix adapter always runs on transformers. A LoRA fine-tune is merged and exported to GGUF once, under the
+  cache folder, named by the adapter's weight hash, so a retrained adapter is never served from a stale file.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from diaguide.errors import ModelError
+from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf, cache_dir
+from diaguide.inference.engine import Engine, adapter_info, adapter_version
+
+log = logging.getLogger(__name__)
+
+KINDS = {
+    "transformers": "transformers",
+    "hf": "transformers",
+    "llama.cpp": "llama.cpp",
+    "llamacpp": "llama.cpp",
+    "vllm": "vllm",
+}
+DEFAULT_ADAPTER_NAME = "smollm2-135m-lora"
+GGUF_TYPE = "q8_0"  # see bench/results/generate-cpu.json for its speed against q4_1
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("DIAGUIDE_MODELS") or Path(__file__).resolve().parents[3] / "models")
+
+
+def default_adapter() -> Path | None:
+    """The adapter `diaguide recommend --engine model` uses when none is given (None: the base model)."""
+    env = os.environ.get("DIAGUIDE_ADAPTER")
+    if env:
+        return Path(env)
+    folder = models_dir() / DEFAULT_ADAPTER_NAME
+    return folder if (folder / "adapter_config.json").is_file() else None
+
+
+def llamacpp_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def merged_gguf(adapter: str | os.PathLike, ftype: str = GGUF_TYPE) -> Path:
+    """A GGUF of the base model with this LoRA adapter merged in, exported once and cached by weight hash."""
+    from diaguide.inference.gguf_export import export_gguf
+
+    version = adapter_version(adapter)
+    target = cache_dir() / "gguf" / f"{Path(adapter).name}-{version}-{ftype}.gguf"
+    if target.is_file():
+        return target
+    from peft import PeftModel
+
+    from diaguide.inference.base_model import load_base_model
+
+    info = adapter_info(adapter)
+    base, _ = load_base_model(info.get("base_model_name_or_path") or DEFAULT_MODEL)
+    log.info("merging %s into its base model and writing %s (once)", adapter, target)
+    model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    return export_gguf(model, target, ftype=ftype)
+
+
+def _engine_kind(kind: str | None, adapter: Path | None) -> str:
+    if kind is not None:
+        if kind not in KINDS:
+            raise ModelError(f"unknown engine {kind!r} (one of transformers, llama.cpp, vllm)", field="engine")
+        return KINDS[kind]
+    prefix = adapter is not None and adapter_info(adapter).get("peft_type") != "LORA"
+    return "llama.cpp" if llamacpp_available() and not prefix else "transformers"
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]) -> Engine:
+    kw = dict(options)
+    if kind == "transformers":
+        from diaguide.inference.hf_engine import HFEngine
+
+        return HFEngine(adapter=adapter, **kw)
+    if kind == "llama.cpp":
+        from diaguide.inference.llamacpp_engine import LlamaCppEngine
+
+        if adapter is None:
+            return LlamaCppEngine(bundled_gguf(), model_name=DEFAULT_MODEL, **kw)
+        info = adapter_info(adapter)
+        if info.get("peft_type") != "LORA":
+            raise ModelError(
+                "llama.cpp serves merged LoRA fine-tunes; prefix tuning runs on transformers", field="engine"
+            )
+        from diaguide.inference.base_model import load_tokenizer
+
+        base = info.get("base_model_name_or_path") or DEFAULT_MODEL
+        return LlamaCppEngine(
+            merged_gguf(adapter),
+            tokenizer=load_tokenizer(base),
+            model_name=base,
+            adapter_version=adapter_version(adapter),
+            **kw,
+        )
+    from diaguide.inference.vllm_engine import VLLMEngine
+
+    return VLLMEngine(adapter=adapter, **kw)
+
+
+def get_engine(kind: str | None = None, adapter: str | os.PathLike | None = None, **options: Any) -> Engine:
+    """A loaded engine, reused across calls with the same arguments.
+
+    Args:
+        kind: "transformers", "llama.cpp" or "vllm"; None picks llama.cpp where it is installed (and the
+            adapter can be merged), else transformers.
+        adapter: a PEFT adapter folder; None uses `default_adapter()` (the base model when there is none).
+        **options: passed to the engine's constructor (device, batch_size, n_threads ...).
+    """
+    folder = Path(adapter) if adapter is not None else default_adapter()
+    if folder is not None:
+        adapter_info(folder)  # a clear error for a folder that is not an adapter, before anything loads
+    chosen = _engine_kind(kind, folder)
+    return _cached(chosen, str(folder) if folder is not None else None, tuple(sorted(options.items())))

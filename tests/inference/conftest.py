@@ -1,0 +1,40 @@
+"""Fixtures for the engine tests: the training tests' tiny models and tokenizer, reused rather than copied.
+
+tests/training/tiny_models.py builds them; it is loaded here by path (test folders are not packages and the
+suite runs with --import-mode=importlib), so the whole suite has one definition of a tiny model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+_spec = importlib.util.spec_from_file_location(
+    "diaguide_tests_tiny_models", Path(__file__).resolve().parents[1] / "training" / "tiny_models.py"
+)
+tiny = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny)
+
+
+def lively_llama(seed: int = 0, vocab: int = 128):
+    """A tiny random Llama with a wide initialisation: the default (std 0.02) makes every greedy step pick the
+    same token, so tests comparing outputs would compare nothing."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = tiny.tiny_config("llama", vocab=vocab)
+    cfg.initializer_range = 0.3
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa").eval()
+
+
+@pytest.fixture(scope="session")
+def tok():
+    return tiny.tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def lively():
+    return lively_llama()

@@ -1,0 +1,136 @@
+"""The recommendation path every engine shares: strict retry, ok/partial/no_suggestion, safety always applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from diaguide.errors import ModelError
+from diaguide.inference.engine import (
+    PARTIAL_NOTE,
+    Engine,
+    Generation,
+    ModelResult,
+    recommend,
+    recommend_many,
+    recommend_with_model,
+)
+from diaguide.inference.hf_engine import HFEngine
+from diaguide.prompts import render_prompt
+from diaguide.records.schema import Visit
+
+UNSAFE = "GOAL: HbA1c <8.0%\nMED: start | glyburide | sulfonylurea | 5 mg | qd | add-on\nEND\n"
+SAFE = "GOAL: HbA1c <7.0%\nTREATMENT: Continue.\nMED: continue | linagliptin | dpp4i | 5 mg | qd\nEND\n"
+
+
+def old_ckd_visit(language: str = "en") -> Visit:
+    """80 years old, eGFR 25: glyburide is flagged (CKD and older adult)."""
+    return Visit.model_validate(
+        {
+            "visit_id": "v1",
+            "patient_id": "p1",
+            "date": "2025-03-01",
+            "language": language,
+            "patient": {"age": 80, "sex": "female", "weight_kg": 60},
+            "diagnoses": [{"system": "icd10", "code": "E11.9"}],
+            "labs": [
+                {"loinc": "33914-3", "value": 25, "date": "2025-02-20"},
+                {"loinc": "4548-4", "value": 8.4, "date": "2025-02-20"},
+            ],
+            "medications": [{"drug": "linagliptin", "dose": "5 mg", "frequency": "qd", "since": "2022-01-01"}],
+        }
+    )
+
+
+class Scripted:
+    """An engine whose replies are given: the n-th call answers replies[n] (the last one repeats)."""
+
+    kind = "scripted"
+    model_name = "script"
+    adapter_version = "abc123"
+
+    def __init__(self, *replies: str):
+        self.replies = list(replies)
+        self.prompts: list[list[str]] = []
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 640) -> list[Generation]:
+        text = self.replies[min(len(self.prompts), len(self.replies) - 1)]
+        self.prompts.append(list(prompts))
+        return [Generation(text, 10, 20, text.rstrip().endswith("END")) for _ in prompts]
+
+
+class Recording:
+    """Wraps a real engine and keeps the prompts it was asked."""
+
+    def __init__(self, inner):
+        self.inner, self.prompts = inner, []
+        self.kind, self.model_name, self.adapter_version = inner.kind, inner.model_name, inner.adapter_version
+
+    def generate(self, prompts, max_new_tokens=640):
+        self.prompts.append(list(prompts))
+        return self.inner.generate(prompts, max_new_tokens)
+
+
+def test_unsafe_medication_comes_back_with_its_finding() -> None:
+    visit = old_ckd_visit()
+    result = recommend(visit, Scripted(UNSAFE))
+    assert result.status == "ok" and result.attempts == 1
+    assert [m.drug for m in result.plan.medications] == ["glyburide"]
+    flagged = {d for f in result.plan.findings for d in f.drugs}
+    assert "glyburide" in flagged
+    assert any(f.rule_id == "glyburide_ckd" for f in result.plan.findings)
+    # the CLI path (`diaguide recommend --engine model`) carries the same findings
+    plan = recommend_with_model(visit, engine=Scripted(UNSAFE))
+    assert any("glyburide" in f.drugs for f in plan.findings)
+
+
+def test_partial_answer_is_marked_and_still_checked() -> None:
+    cut = UNSAFE.replace("END\n", "LAB: 4548-")  # cut off mid-line by the token limit
+    engine = Scripted(cut)
+    result = recommend(old_ckd_visit(), engine)
+    assert result.status == "partial"
+    assert result.attempts == 2  # a truncated answer gets the strict retry too
+    assert any("glyburide" in f.drugs for f in result.plan.findings)
+    assert result.plan.labs == []  # the cut-off line is dropped, not half-read
+    plan = recommend_with_model(old_ckd_visit("zh"), engine=Scripted(cut))
+    assert plan.prompts[0] == PARTIAL_NOTE["zh"]
+    assert any("glyburide" in f.drugs for f in plan.findings)
+
+
+def test_strict_retry_can_rescue_an_unreadable_answer() -> None:
+    visit = old_ckd_visit()
+    engine = Scripted("I think the patient should see a doctor.", SAFE)
+    result = recommend(visit, engine)
+    assert result.status == "ok" and result.attempts == 2
+    assert engine.prompts == [[render_prompt(visit)], [render_prompt(visit, strict=True)]]
+    assert [m.drug for m in result.plan.medications] == ["linagliptin"]
+    assert result.raw_text == SAFE
+
+
+def test_treatment_prose_alone_is_no_suggestion() -> None:
+    result = recommend(old_ckd_visit(), Scripted("TREATMENT: keep going.\nEND\n"))
+    assert result.status == "no_suggestion" and result.plan is None and result.attempts == 2
+
+
+def test_tiny_model_garbage_retries_strict_then_no_suggestion(lively, tok) -> None:
+    visit = old_ckd_visit()
+    engine = Recording(HFEngine(model=lively, tokenizer=tok))
+    result = recommend(visit, engine, max_new_tokens=12)
+    assert isinstance(result, ModelResult)
+    assert result.status == "no_suggestion" and result.plan is None
+    assert result.attempts == 2 and result.raw_text  # the model did write something, just nothing usable
+    assert engine.prompts == [[render_prompt(visit)], [render_prompt(visit, strict=True)]]
+    with pytest.raises(ModelError, match="no usable suggestion"):
+        recommend_with_model(visit, engine=Scripted("???"))
+
+
+def test_batch_results_keep_visit_order_and_record_the_model() -> None:
+    visits = [old_ckd_visit(), old_ckd_visit("zh")]
+    engine = Scripted(UNSAFE)
+    results = recommend_many(visits, engine)
+    assert isinstance(engine, Engine)
+    assert engine.prompts == [[render_prompt(v) for v in visits]]  # one batch, in visit order
+    assert [r.status for r in results] == ["ok", "ok"]
+    for r in results:
+        assert (r.engine, r.model, r.adapter_version) == ("scripted", "script", "abc123")
+        assert set(r.timings) == {"generate", "parse", "safety", "total"} and r.timings["total"] >= 0
+        assert r.new_tokens == 20
