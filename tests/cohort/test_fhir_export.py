@@ -83,6 +83,11 @@ def test_round_trip_gives_the_same_visits(exported):
             )
             assert _meds(v, canonical=False) == _meds(o, canonical=True)
             assert v.chief_complaint == o.chief_complaint
+            assert v.language == o.language
+            assert v.present_illness == o.present_illness
+            assert v.past_history.startswith(o.past_history)  # then any condition resolved since
             assert [a.substance for a in v.allergies] == [a.substance for a in o.allergies]
             assert len(v.history) == len(o.history)
     assert read == len(records)
+    assert {r.visit.language for r in records} == {"en", "zh"}  # both languages were exercised
+    assert all(r.visit.present_illness for r in records)

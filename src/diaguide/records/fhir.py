@@ -186,9 +186,13 @@ def visits_from_bundle(
             continue
         if not recs or (p := owner(recs[0].subject, rtype, ident)) is None:
             continue
-        {"Condition": p.conditions, "Observation": p.obs, "AllergyIntolerance": p.allergies}.get(rtype, p.meds).extend(
-            recs
-        )
+        kinds = {
+            "Condition": p.conditions,
+            "Observation": p.obs,
+            "Composition": p.obs,
+            "AllergyIntolerance": p.allergies,
+        }
+        kinds.get(rtype, p.meds).extend(recs)
 
     visits: list[Visit] = []
     for p in [*patients.values(), *pseudo.values()]:
@@ -201,12 +205,16 @@ def _records(
 ) -> list[Any]:
     rtype = raw["resourceType"]
     if rtype == "Condition":
-        return [r] if (r := fr.read_condition(m)) else []
+        if (r := fr.read_condition(m)) is None:
+            return []
+        target = index.resolve(r.encounter)
+        r.encounter = enc_keys.get(id(target)) if target is not None else None
+        return [r]
     if rtype in ("MedicationRequest", "MedicationStatement"):
         return [r] if (r := fr.read_medication(m, ctx, raw)) else []
     if rtype == "AllergyIntolerance":
         return [r] if (r := fr.read_allergy(m)) else []
-    recs = fo.read_observation(m, ctx, ident)
+    recs = fo.read_composition(m) if rtype == "Composition" else fo.read_observation(m, ctx, ident)
     for o in recs:
         target = index.resolve(o.encounter)
         o.encounter = enc_keys.get(id(target)) if target is not None else None

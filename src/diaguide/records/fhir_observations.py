@@ -1,4 +1,5 @@
-"""Observations -> labs, vital signs, chief complaint and pregnancy status.
+"""Observations -> labs, vital signs, chief complaint, note narratives and pregnancy status;
+Composition sections -> chief complaint and note narratives.
 
 Every numeric value goes through `units.to_canonical`: a value in an unknown unit, an implausible
 value (an HbA1c of 80 %) or a non-numeric result ("<0.1", "QNS") for a known analyte becomes a
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import html
+import re
 from typing import Any
 
 from fhir.resources.R4B.observation import Observation
@@ -19,6 +22,7 @@ from diaguide.records.fhir_resources import (
     BP_PANELS,
     CHIEF_COMPLAINT,
     DROP_STATUS,
+    NARRATIVES,
     NON_LAB_CATEGORIES,
     NOT_PREGNANT_SNOMED,
     PREGNANCY_STATUS,
@@ -28,6 +32,7 @@ from diaguide.records.fhir_resources import (
     ObsRec,
     codes,
     concept_text,
+    note_text,
     ref,
     status_code,
     to_date,
@@ -86,6 +91,9 @@ def read_observation(m: Observation, ctx: Ctx, ident: str) -> list[ObsRec]:
     if loinc == CHIEF_COMPLAINT:
         text = m.valueString or concept_text(m.valueCodeableConcept)
         return [rec("complaint", loinc, text.strip())] if text and text.strip() else []
+    if loinc in NARRATIVES:  # History of Present / Past illness Narrative: the text, else its notes
+        text = (m.valueString or concept_text(m.valueCodeableConcept) or note_text(m.note)).strip()
+        return [rec("narrative", NARRATIVES[loinc], text)] if text else []
     if loinc in PREGNANCY_STATUS:
         value_codes = codes(m.valueCodeableConcept, terminology.SNOMED)
         text = concept_text(m.valueCodeableConcept).lower()
@@ -124,4 +132,38 @@ def read_observation(m: Observation, ctx: Ctx, ident: str) -> list[ObsRec]:
         elif not categories & NON_LAB_CATEGORIES:
             canonical = units.canonical_loinc(code)
             out.append(rec("lab", canonical, value, unit, flag, analyte.name if analyte else label))
+    return out
+
+
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK_END = re.compile(r"</(p|div|li|tr|h\d)>|<br\s*/?>", re.IGNORECASE)
+
+
+def xhtml_text(div: str | None) -> str:
+    """Plain text of a FHIR Narrative `div` (XHTML): tags dropped, entities decoded, spaces folded."""
+    if not div:
+        return ""
+    text = html.unescape(_TAG.sub(" ", _BLOCK_END.sub("; ", div)))
+    return re.sub(r"\s*;(\s*;)+", ";", re.sub(r"\s+", " ", text)).strip(" ;")
+
+
+def read_composition(m: Any) -> list[ObsRec]:
+    """A clinical note (Composition): its chief-complaint, present- and past-illness sections."""
+    if m.status in DROP_STATUS:
+        return []
+    date, subject, enc = to_date(m.date), ref(m.subject), ref(m.encounter)
+    out: list[ObsRec] = []
+    sections = list(m.section or ())
+    while sections:
+        sec = sections.pop(0)
+        sections.extend(sec.section or ())  # nested sections are read too
+        loincs = codes(sec.code, terminology.LOINC)
+        text = xhtml_text(sec.text.div if sec.text else None)
+        if not text:
+            continue
+        for loinc in loincs:
+            if loinc == CHIEF_COMPLAINT:
+                out.append(ObsRec("complaint", loinc, date, text, "", sec.title or "", None, subject, enc))
+            elif loinc in NARRATIVES:
+                out.append(ObsRec("narrative", NARRATIVES[loinc], date, text, "", sec.title or "", None, subject, enc))
     return out

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
+from fhir.resources.R4B.composition import Composition
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.medication import Medication
@@ -39,10 +40,13 @@ MODELS: dict[str, type] = {
         MedicationStatement,
         AllergyIntolerance,
         Medication,
+        Composition,
     )
 }
 
 CHIEF_COMPLAINT = "10154-3"
+# Clinical-note narratives (LOINC document section codes) -> the Visit field they fill.
+NARRATIVES = {"10164-2": "present_illness", "11348-0": "past_history"}
 BP_PANELS = ("85354-9", "55284-4", "35094-2")  # BP panel; systolic+diastolic; BP panel (older)
 PREGNANCY_STATUS = ("82810-3", "11449-6")
 PREGNANT_SNOMED = "77386006"
@@ -73,6 +77,7 @@ class Ctx:
 class PatientRec:
     birth: dt.date | None
     sex: str
+    language: str | None = None  # en | zh, from Patient.communication
 
 
 @dataclasses.dataclass
@@ -90,12 +95,14 @@ class ConditionRec:
     abated: dt.date | None
     resolved: bool  # clinicalStatus inactive/resolved/remission
     subject: str | None
+    note: str = ""  # Condition.note texts
+    encounter: str | None = None  # reference, then the encounter's key once resolved
 
 
 @dataclasses.dataclass
 class ObsRec:
-    kind: str  # lab | vital | complaint | pregnancy
-    key: str  # LOINC for labs, vital name for vitals
+    kind: str  # lab | vital | complaint | pregnancy | narrative
+    key: str  # LOINC for labs, vital name for vitals, Visit field for narratives
     date: dt.date | None
     value: float | str | bool
     unit: str
@@ -191,9 +198,30 @@ def codes(cc: Any, system: str) -> list[str]:
     return out
 
 
+_LANGUAGE_WORDS = {"zh": ("chinese", "mandarin", "cantonese", "中文", "汉语", "普通话"), "en": ("english", "英语")}
+
+
+def _language(cc: Any) -> str | None:
+    """`zh` or `en` from a BCP-47 coded language (`zh-CN`, `en-US`) or its text; None otherwise."""
+    for c in (cc.coding or ()) if cc is not None else ():
+        code = (c.code or "").lower()
+        if code[:2] in ("zh", "en"):
+            return code[:2]
+    text = concept_text(cc).lower()
+    return next((lang for lang, words in _LANGUAGE_WORDS.items() if any(w in text for w in words)), None)
+
+
 def read_patient(m: Patient) -> PatientRec:
     sex = m.gender if m.gender in ("male", "female", "other", "unknown") else "unknown"
-    return PatientRec(birth=to_date(m.birthDate), sex=sex)
+    # the preferred language first, then the others in the order written
+    spoken = sorted(m.communication or (), key=lambda c: not c.preferred)
+    language = next((lang for c in spoken if (lang := _language(c.language))), None)
+    return PatientRec(birth=to_date(m.birthDate), sex=sex, language=language)
+
+
+def note_text(notes: Any) -> str:
+    """The texts of a list of Annotations, joined."""
+    return " ".join(n.text.strip() for n in notes or () if n.text and n.text.strip())
 
 
 # Encounter class codes (v3 ActCode and the spellings Synthea and others write) that mean an
@@ -270,6 +298,8 @@ def read_condition(m: Condition) -> ConditionRec | None:
         abated=abated,
         resolved=status in ("inactive", "resolved", "remission"),
         subject=ref(m.subject),
+        note=note_text(m.note),
+        encounter=ref(m.encounter),
     )
 
 

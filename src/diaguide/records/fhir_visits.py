@@ -120,15 +120,22 @@ def _visit(p: PatientData, s: _Series, enc: str | None, vid: str, date: dt.date,
     preg = max((o for o in (preg, preg2) if o is not None), key=lambda o: o.date, default=None)
     pregnant = any(d.icd10 and terminology.is_pregnancy_icd10(d.icd10) for d in active) or bool(preg and preg.value)
 
-    complaint = next(
-        (
-            o.value
-            for o in reversed(s.by.get(("complaint", fr.CHIEF_COMPLAINT), []))
-            if (enc is not None and o.encounter == enc) or o.date == date
-        ),
-        None,
-    )
+    complaint = _text_at(s, "complaint", fr.CHIEF_COMPLAINT, enc, date)
+    present = _text_at(s, "narrative", "present_illness", enc, date) or ""
+    # a condition's note, written at this visit, tells its story when no narrative does
+    notes = [
+        f"{c.diagnosis.display or c.diagnosis.code}: {c.note}"
+        for c in p.conditions
+        if c.note and ((enc is not None and c.encounter == enc) or c.onset == date) and c.note not in present
+    ]
+    present = "; ".join(x for x in (present, *dict.fromkeys(notes)) if x)
+    # past history accumulates: the latest narrative up to this visit, then the resolved conditions
+    written = _text_at(s, "narrative", "past_history", enc, date)
+    if written is None and (o := s.latest("narrative", "past_history", date, None)) is not None:
+        written = str(o.value)
+    past = [x for x in dict.fromkeys(past) if not written or x not in written]
     info = p.info or fr.PatientRec(birth=None, sex="unknown")
+    texts = [str(complaint or reason or ""), present, *(d.display for d in active)]
     return Visit(
         visit_id=vid,
         patient_id=p.pid,
@@ -142,7 +149,8 @@ def _visit(p: PatientData, s: _Series, enc: str | None, vid: str, date: dt.date,
             pregnant=pregnant,
         ),
         chief_complaint=str(complaint or reason or ""),
-        past_history="; ".join(dict.fromkeys(past)),
+        present_illness=present,
+        past_history=_joined(written, past),
         allergies=[_allergy(a) for a in p.allergies if a.date is None or a.date <= date],
         diagnoses=active,
         vitals=Vitals(
@@ -154,7 +162,43 @@ def _visit(p: PatientData, s: _Series, enc: str | None, vid: str, date: dt.date,
         ),
         labs=labs,
         medications=_medications(p.meds, date),
+        language=info.language or _language_of(texts),
     )
+
+
+def _joined(written: str | None, resolved: list[str]) -> str:
+    """The written past history, then the resolved conditions it does not already name."""
+    tail = "; ".join(resolved)
+    if not written or not tail:
+        return written or tail
+    return f"{written}{' ' if written.endswith(('.', '。', ';', '；')) else '; '}{tail}"
+
+
+def _text_at(s: _Series, kind: str, key: str, enc: str | None, date: dt.date) -> str | None:
+    """The latest text of this kind written at this encounter (or, lacking a link, on this date)."""
+    return next(
+        (
+            str(o.value)
+            for o in reversed(s.by.get((kind, key), []))
+            if (enc is not None and o.encounter == enc) or o.date == date
+        ),
+        None,
+    )
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _language_of(texts: list[str]) -> str:
+    """`zh` when the visit's texts hold more Chinese characters than Latin words, else `en`.
+
+    A Chinese word is one to three characters, so counting characters against words leans to
+    `zh` for a Chinese note that names its drugs and labs in English ("HbA1c 8.1%，口干多饮").
+    """
+    text = " ".join(t for t in texts if t)
+    cjk = len(_CJK.findall(text))
+    return "zh" if cjk and cjk >= len(_LATIN_WORD.findall(text)) else "en"
 
 
 def _age(birth: dt.date | None, on: dt.date) -> int | None:
