@@ -26,8 +26,9 @@ def test_jaccard_and_kept_classes():
     assert jaccard(set(), set()) == 1.0
 
 
-def test_summary_counts_add_up(tmp_path):
-    assert cohort_command(patients=50, seed=9, lang="mixed", out=str(tmp_path), agreement=False) == 0
+def test_summary_and_agreement_counts_add_up(tmp_path):
+    # agreement on, as `diaguide cohort` runs by default (the engines take a few ms a visit)
+    assert cohort_command(patients=50, seed=9, lang="mixed", out=str(tmp_path)) == 0
     s = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert sum(s["by_type"].values()) == s["patients"] == 50
     assert sum(s["by_style"]["visits"].values()) == s["visits"] == sum(s["by_language"]["visits"].values())
@@ -36,6 +37,11 @@ def test_summary_counts_add_up(tmp_path):
     assert dev["documented_rate"] == 0.06
     lines = (tmp_path / "visits.jsonl").read_text(encoding="utf-8").splitlines()
     assert sum(json.loads(line)["deviation"] is not None for line in lines) == dev["visits"]
+    rows = json.loads((tmp_path / "agreement.json").read_text(encoding="utf-8"))["by_style"]
+    assert rows["all"]["visits"] == s["visits"]
+    assert {k: r["visits"] for k, r in rows.items() if k != "all"} == s["by_style"]["visits"]
+    assert rows["all"]["deviations"] == dev["visits"]
+    assert rows["all"]["deviations_flagged"] <= rows["all"]["flagged_warning_or_critical"]
 
 
 def test_agreement_report_by_style():

@@ -134,11 +134,17 @@ def _texts(visit: Visit) -> list[str]:
     return [t for t in texts if t]
 
 
+@functools.lru_cache(maxsize=1024)
+def _prefixes(codes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c.upper() for c in codes)
+
+
 def _coded(visit: Visit, spec: dict[str, Any]) -> bool:
-    if visit.has_diagnosis(*spec.get("icd10", [])) if spec.get("icd10") else False:
+    prefixes = _prefixes(tuple(spec.get("icd10") or ()))
+    if prefixes and any(code.startswith(prefixes) for code in visit.icd10_codes()):
         return True
-    snomed = set(spec.get("snomed", []))
-    return any(d.code in snomed for d in visit.diagnoses if "snomed" in d.system.lower())
+    snomed = spec.get("snomed")
+    return bool(snomed) and any(d.code in snomed for d in visit.diagnoses if "snomed" in d.system.lower())
 
 
 def has_condition(visit: Visit, name: str, texts: list[str] | None = None) -> bool:

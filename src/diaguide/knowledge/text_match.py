@@ -49,10 +49,19 @@ def mentions(texts: list[str], patterns: list[str], family: bool = False, curren
     `family`: a family member's condition counts too. `current_only`: a past episode
     ("history of gestational diabetes", "既往妊娠期糖尿病史") does not count.
     """
-    found = _alternation(tuple(patterns))
+    return _mentions(tuple(texts), tuple(patterns), family, current_only)
+
+
+# The guideline engine, the safety checker and the complexity score each derive the same visit's
+# facts, asking the same questions of the same texts: answer each once.
+@functools.lru_cache(maxsize=16384)
+def _mentions(texts: tuple[str, ...], patterns: tuple[str, ...], family: bool, current_only: bool) -> bool:
+    found = _alternation(patterns)
     if found is None:
         return False
     for text in texts:
+        if not found.search(text):  # most conditions are absent from most texts: skip the clauses
+            continue
         for clause in _clauses(text):
             for m in found.finditer(clause):
                 # a negation before the earliest match also precedes every later one
