@@ -48,17 +48,23 @@ def grouped_bars(
     names = list(series)
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(1, len(names)) * 0.45 + 2), 3.8))
+    bars = len(groups) * max(1, len(names))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.0, 0.3 * bars + 2)), 3.8))
     for i, name in enumerate(names):
         parts = [_bar_parts(series[name].get(g)) for g in groups]
         values = [p[0] for p in parts]
         errors = np.array([[p[1] for p in parts], [p[2] for p in parts]])
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, yerr=errors, capsize=3, label=name)
+        drawn = ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, yerr=errors, capsize=2, label=name)
+        if bars <= 48:  # a zero bar is invisible without its number; past ~48 bars the numbers overlap
+            scale = 100 if ylim and ylim[1] > 1 else 1
+            labels = ["n/a" if np.isnan(v) else (f"{v:.0f}" if scale > 1 else f"{v:.2f}") for v in values]
+            ax.bar_label(drawn, labels=labels, fontsize=6, rotation=90, padding=2)
     ax.set_xticks(x, [(group_labels or {}).get(g, g) for g in groups], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if ylim:
-        ax.set_ylim(*ylim)
+        ax.set_ylim(ylim[0], ylim[1] * 1.14)  # headroom for the numbers above full bars
+        ax.set_yticks(np.linspace(ylim[0], ylim[1], 6))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(4, max(1, len(names))), loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig)
