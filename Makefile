@@ -19,11 +19,12 @@ $(BIN)/diaguide: pyproject.toml
 	$(MAKE) browser
 	touch $(BIN)/diaguide
 
-# Debian's Chromium for the page tests (never a downloaded browser build)
+# Debian's Chromium for the page tests (never a downloaded browser build), and CJK fonts so the
+# Chinese page renders in screenshots
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	  || echo "warning: could not install Debian chromium; browser tests will fail"; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) \
+	  || echo "warning: could not install Debian chromium/fonts; browser tests will fail"; \
 	fi
 
 test: install

@@ -120,6 +120,9 @@ def _resolve(target: str) -> Callable[..., int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # No weights or data from a hub at run time, ever: libraries that would look one up fail fast instead.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
     try:
