@@ -31,6 +31,23 @@ LABELS = {
     "rouge2": "ROUGE-2",
     "rougeL": "ROUGE-L",
 }
+CLASS_NAMES = {
+    "metformin": "metformin",
+    "sglt2i": "SGLT2 inhibitor",
+    "glp1ra": "GLP-1 RA",
+    "gip_glp1ra": "GIP/GLP-1 RA",
+    "dpp4i": "DPP-4 inhibitor",
+    "sulfonylurea": "sulfonylurea",
+    "glinide": "glinide",
+    "tzd": "thiazolidinedione",
+    "agi": "alpha-glucosidase inhibitor",
+    "basal_insulin": "basal insulin",
+    "prandial_insulin": "prandial insulin",
+    "premixed_insulin": "premixed insulin",
+    "acei": "ACE inhibitor",
+    "arb": "ARB",
+    "statin": "statin",
+}
 EXPLAIN = [
     (
         "Drug classes (F1)",
@@ -119,10 +136,8 @@ def _class_figure(engines: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
     series = {
         name: {c: s["overall"]["metrics"].get(f"class_recall.{c}") for c in present} for name, s in engines.items()
     }
-    return _img(
-        plots.grouped_bars(present, series, "Recall per drug class (physician plan = truth)", "recall"),
-        "per-class recall",
-    )
+    title = "Recall per drug class (physician plan = truth)"
+    return _img(plots.grouped_bars(present, series, title, "recall", group_labels=CLASS_NAMES), "per-class recall")
 
 
 def _confusions(engines: Mapping[str, Any]) -> str:
@@ -134,7 +149,11 @@ def _confusions(engines: Mapping[str, Any]) -> str:
 
 
 def _fmt_actions(actions: Mapping[str, Sequence[str]]) -> str:
-    return ", ".join(f"{c} ({'/'.join(a)})" for c, a in actions.items()) or "—"
+    return ", ".join(f"{CLASS_NAMES.get(c, c)} ({'/'.join(a)})" for c, a in actions.items()) or "—"
+
+
+def _names(classes: Sequence[str]) -> str:
+    return ", ".join(CLASS_NAMES.get(c, c) for c in classes) or "—"
 
 
 def _worst(per_visit: Mapping[str, Sequence[dict[str, Any]]], count: int = 5) -> str:
@@ -154,8 +173,7 @@ def _worst(per_visit: Mapping[str, Sequence[dict[str, Any]]], count: int = 5) ->
             "<tr>"
             f"<td>{_e(r['id'])}</td><td>{_e(r['language'])}, {_e(r['complexity'])}</td><td>{_e(r['status'])}</td>"
             f"<td>{_e(_fmt_actions(r['physician']))}</td><td>{_e(_fmt_actions(r['predicted']))}</td>"
-            f"<td>{_e(', '.join(sorted(set(r['physician']) - set(r['predicted']))) or '—')}</td>"
-            f"<td>{_e(', '.join(sorted(set(r['predicted']) - set(r['physician']))) or '—')}</td>"
+            f"<td>{_e(_names(r['missed']))}</td><td>{_e(_names(r['extra']))}</td>"
             f"<td>{_e('; '.join(r['findings']) or '—')}</td>"
             f'<td class="bad">{_e("; ".join(r["unflagged"]))}</td></tr>'
             for r in worst
@@ -222,7 +240,8 @@ def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
 <h2>Medication actions: physician vs engine</h2>
 <p>Each (visit, drug class) in either plan, by the action each plan gives it; "none" = not in that plan.</p>
 {_confusions(engines)}
-<h2>Worst misses</h2><p>Per engine, the visits with the most drug classes missed or added.</p>{_worst(per_visit)}
+<h2>Worst misses</h2><p>Per engine, the visits with the most drug classes missed or added (a drug shown
+without its warning first, then flagged proposals, then lab tests).</p>{_worst(per_visit)}
 <h2>Text overlap (for comparison with published fine-tunes only)</h2>
 <p>BLEU-4 on characters and ROUGE on jieba words, as ChatGLM's P-tuning v2 recipe scored; these reward wording,
 not clinical correctness.</p>{_text_figure(engines)}

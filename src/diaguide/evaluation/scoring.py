@@ -8,7 +8,7 @@ from typing import Any
 
 from diaguide.evaluation.data import Example
 from diaguide.evaluation.engines import Prediction
-from diaguide.evaluation.metrics import class_actions, flags_on_proposed, unflagged, visit_columns
+from diaguide.evaluation.metrics import class_actions, flags_on_proposed, med_classes, unflagged, visit_columns
 from diaguide.evaluation.text_metrics import text_scores
 from diaguide.prompts import plan_to_text
 from diaguide.records.schema import Plan
@@ -61,6 +61,7 @@ def score_one(example: Example, prediction: Prediction, guideline_plan: Plan | N
         [primary_action(frozenset(physician.get(c, ()))), primary_action(frozenset(predicted.get(c, ())))]
         for c in sorted(predicted.keys() | physician.keys())
     ]
+    pred_classes, true_classes = med_classes(scored), med_classes(truth)
     return {
         "id": example.id,
         "language": example.language,
@@ -70,6 +71,8 @@ def score_one(example: Example, prediction: Prediction, guideline_plan: Plan | N
         "predicted": predicted,
         "guideline": _actions(guideline_plan),
         "action_pairs": pairs,
+        "missed": sorted(true_classes - pred_classes),
+        "extra": sorted(pred_classes - true_classes),
         "flags_proposed": [f"{f.rule_id} ({f.severity})" for f in flags_on_proposed(proposed, proposed_findings)],
         "unflagged": [f"{f.rule_id} ({f.severity})" for f in unflagged(output, output_findings)],
         "findings": [f"{f.rule_id} ({f.severity})" for f in (output.findings if output else [])],
