@@ -43,8 +43,15 @@ def to_prediction(result: Any) -> Prediction:
 class ModelEngine:
     """A generator (transformers, llama.cpp, vLLM) behind the evaluation protocol."""
 
-    def __init__(self, name: str, generator: Any, region: str = "ada"):
+    def __init__(self, name: str, generator: Any, region: str = "ada", adapter: Path | None = None):
         self.name, self.generator, self.region = name, generator, region
+        # what produced the figures, recorded in metrics.json
+        self.info = {
+            "generator": getattr(generator, "kind", None),
+            "model": getattr(generator, "model_name", None),
+            "adapter": str(adapter) if adapter is not None else None,
+            "adapter_version": getattr(generator, "adapter_version", None),
+        }
 
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         inference = importlib.import_module(INFERENCE_MODULE)
@@ -52,14 +59,33 @@ class ModelEngine:
         return [to_prediction(r) for r in results]
 
 
-def _load_generator(name: str, adapter: Path | None) -> Any:
+def _load_generator(adapter: Path | None, kind: str | None = None) -> Any:
+    """The inference registry's generator for an adapter (llama.cpp where installed for LoRA, else
+    transformers); the base model is built explicitly, since the registry's "no adapter" means the
+    default fine-tune."""
+    registry = importlib.import_module("diaguide.inference.registry")
+    if adapter is not None:
+        return registry.get_engine(kind=kind, adapter=adapter)
+    chosen = registry.KINDS.get(kind or "", None) or ("llama.cpp" if registry.llamacpp_available() else "transformers")
+    if chosen == "llama.cpp":
+        from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf
+        from diaguide.inference.llamacpp_engine import LlamaCppEngine
+
+        return LlamaCppEngine(bundled_gguf(), model_name=DEFAULT_MODEL)
+    if chosen == "vllm":
+        from diaguide.inference.vllm_engine import VLLMEngine
+
+        return VLLMEngine(adapter=None)
     from diaguide.inference.hf_engine import HFEngine
 
-    return HFEngine(adapter=str(adapter) if adapter is not None else None)
+    return HFEngine(adapter=None)
 
 
-def model_engine(name: str, region: str = "ada") -> ModelEngine:
+def model_engine(name: str, region: str = "ada", kind: str | None = None) -> ModelEngine:
     """The evaluation engine for `base`, `lora` or `ptuning_v2`, loaded.
+
+    `kind` picks the generator (`transformers`, `llama.cpp`, `vllm`); None lets the inference
+    registry choose, or `$DIAGUIDE_EVAL_GENERATOR`.
 
     Raises:
         EngineUnavailable: inference code, base model or adapter missing or unloadable.
@@ -70,9 +96,9 @@ def model_engine(name: str, region: str = "ada") -> ModelEngine:
     if importlib.util.find_spec(INFERENCE_MODULE) is None:
         raise EngineUnavailable(name, f"the model inference code ({INFERENCE_MODULE}) is not part of this build")
     try:
-        generator = _load_generator(name, adapter)
+        generator = _load_generator(adapter, kind or os.environ.get("DIAGUIDE_EVAL_GENERATOR") or None)
     except DiaGuideError as exc:
         raise EngineUnavailable(name, f"cannot load the model: {exc.line()}") from None
     except ImportError as exc:
         raise EngineUnavailable(name, f"cannot load the model: {exc.name or exc} is not installed") from None
-    return ModelEngine(name, generator, region=region)
+    return ModelEngine(name, generator, region=region, adapter=adapter)

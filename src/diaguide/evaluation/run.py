@@ -58,6 +58,7 @@ def _run_engine(
         "summary": {
             "n": len(examples),
             "include_history": include_history,
+            "model": getattr(engine, "info", None),
             "status": status,
             "seconds": round(seconds, 3),
             "visits_per_s": round(len(examples) / seconds, 3) if seconds > 0 else None,
