@@ -38,3 +38,9 @@ def tok():
 @pytest.fixture(scope="session")
 def lively():
     return lively_llama()
+
+
+@pytest.fixture(scope="session")
+def make_lively():
+    """`lively_llama` itself, for tests that need fresh copies (adapters wrap a model in place)."""
+    return lively_llama

@@ -4,6 +4,11 @@ Prompts are generated in batches, left-padded (a causal LM continues from the la
 end there), greedy, with the KV cache. Prompts are sorted by length before batching so a batch pads little;
 results come back in the order given. Greedy output does not depend on the batch: a test checks that batched
 and one-at-a-time generation give the same tokens.
+
+Prefix tuning (P-tuning v2) does not go through `generate`: with transformers 5.24 PEFT hands the prefix over as
+`past_key_values` while `generate` passes its own (empty) `cache`, the model keeps the latter and the prefix is
+silently dropped, with an attention mask P columns too wide. A short greedy loop here feeds the prefix cache
+itself, with positions continuing after the prefix exactly as training does (training/forward.py).
 """
 
 from __future__ import annotations
@@ -102,6 +107,10 @@ class HFEngine:
             ids[b, width - len(row) :] = torch.tensor(row)  # left padding
             mask[b, width - len(row) :] = 1
         eos = tok.eos_token_id
+        if self.peft_type in ("PREFIX_TUNING", "P_TUNING_V2"):
+            with torch.inference_mode():
+                new = self._prefix_greedy(ids.to(self.device), mask.to(self.device), max_new_tokens, eos)
+            return self._generations(new, batch, eos)
         with torch.inference_mode():
             new = self.model.generate(
                 input_ids=ids.to(self.device),
@@ -116,6 +125,10 @@ class HFEngine:
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=eos,
             )[:, width:].tolist()
+        return self._generations(new, batch, eos)
+
+    def _generations(self, new: list[list[int]], batch: list[list[int]], eos: int) -> list[Generation]:
+        tok = self.tokenizer
         out = []
         for row, prompt in zip(new, batch, strict=True):
             finished = eos in row
@@ -123,3 +136,36 @@ class HFEngine:
             text = tok.decode(row, skip_special_tokens=True)
             out.append(Generation(text=text, prompt_tokens=len(prompt), new_tokens=len(row), finished=finished))
         return out
+
+    def _prefix_greedy(self, ids, mask, max_new_tokens: int, eos: int) -> list[list[int]]:
+        """Greedy decoding of a prefix-tuned model: prefix cache first, positions P, P+1 ... for real tokens."""
+        import inspect
+
+        import torch
+
+        base = self.model.get_base_model()
+        n_prefix = self.model.active_peft_config.num_virtual_tokens
+        b = ids.shape[0]
+        cache = self.model.get_prompt(batch_size=b, max_cache_len=n_prefix + ids.shape[1] + max_new_tokens)
+        full_mask = torch.cat([torch.ones((b, n_prefix), dtype=mask.dtype, device=mask.device), mask], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0) + n_prefix  # padding's positions are masked anyway
+        # transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns)
+        key = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        done = torch.zeros(b, dtype=torch.bool, device=ids.device)
+        new: list[torch.Tensor] = []
+        step_ids = ids
+        for _ in range(max_new_tokens):
+            out = base(
+                input_ids=step_ids, attention_mask=full_mask, position_ids=positions, use_cache=True, **{key: cache}
+            )
+            cache = getattr(out, "cache", None) or out.past_key_values
+            token = out.logits[:, -1].argmax(-1)
+            token = torch.where(done, torch.full_like(token, self.tokenizer.pad_token_id), token)
+            new.append(token)
+            done |= token == eos
+            if bool(done.all()):
+                break
+            step_ids = token[:, None]
+            positions = positions[:, -1:] + 1
+            full_mask = torch.cat([full_mask, torch.ones((b, 1), dtype=full_mask.dtype, device=full_mask.device)], 1)
+        return torch.stack(new, dim=1).tolist()
