@@ -149,11 +149,25 @@ def test_without_a_dataset_the_default_cohort_is_built_once(tmp_path: Path, monk
     import diaguide.evaluation.data as data
     import diaguide.evaluation.run as run
 
-    monkeypatch.setitem(data.DEFAULT_COHORT, "patients", 6)
-    monkeypatch.setattr(run, "default_dataset", lambda: data.default_dataset(tmp_path / "var"))
+    real = data.default_dataset
+    monkeypatch.setattr(run, "default_dataset", lambda cohort: real(tmp_path / "var", cohort={**cohort, "patients": 6}))
     first = evaluate(tmp_path / "out", engines=["rules"], limit=2, resamples=20)
     folder = Path(first["dataset"]["path"])
-    assert folder.parent == tmp_path / "var" and (folder / "test.jsonl").is_file()
+    assert folder == tmp_path / "var" / "dataset-p6-s0-en" and (folder / "test.jsonl").is_file()
     built = (folder / "test.jsonl").stat().st_mtime_ns
     evaluate(tmp_path / "out2", engines=["rules"], limit=2, resamples=20)
     assert (folder / "test.jsonl").stat().st_mtime_ns == built
+
+
+def test_the_default_cohort_is_the_one_the_adapter_was_trained_on(tmp_path: Path):
+    from diaguide.evaluation.data import DEFAULT_COHORT, training_cohort
+
+    adapter = tmp_path / "smollm2-135m-lora"
+    adapter.mkdir()
+    assert training_cohort([adapter]) == (DEFAULT_COHORT, "configs/smollm2-135m/lora.yaml defaults")
+    (adapter / "config.resolved.yaml").write_text(
+        "data:\n  cohort: {patients: 400, seed: 7, lang: mixed, history: true}\n", encoding="utf-8"
+    )
+    cohort, source = training_cohort([tmp_path / "missing", adapter])
+    assert cohort == {"patients": 400, "seed": 7, "lang": "mixed"}
+    assert source.endswith("config.resolved.yaml")

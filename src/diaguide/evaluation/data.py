@@ -9,18 +9,36 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
 from diaguide.records.schema import Plan, Visit
 
-# The default held-out set: the same seeded cohort the default adapters are trained on
-# (training.config.CohortSection defaults: 200 patients, seed 0), both languages so the
-# by-language figures exist; the dataset builder splits by patient, so no test patient was
-# seen in training.
-DEFAULT_COHORT = {"patients": 200, "seed": 0, "lang": "mixed"}
+# The default held-out set is the test split of the very cohort the default adapters were
+# trained on (same patients, seed and language mode, so the same patient-level split): a
+# different cohort could put a training patient in the test set. Read from the LoRA adapter's
+# `config.resolved.yaml` when it has one, else the defaults of configs/smollm2-135m/lora.yaml.
+DEFAULT_COHORT: dict[str, Any] = {"patients": 200, "seed": 0, "lang": "en"}
 DEFAULT_ROOT = Path("var") / "eval"
+TRAINED_CONFIG = "config.resolved.yaml"
+
+
+def training_cohort(adapters: list[Path]) -> tuple[dict[str, Any], str]:
+    """(cohort settings, where they came from): the first adapter's recorded training cohort."""
+    for folder in adapters:
+        path = folder / TRAINED_CONFIG
+        if not path.is_file():
+            continue
+        try:
+            cohort = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data", {}).get("cohort") or {}
+        except (yaml.YAMLError, AttributeError):
+            continue
+        picked = {k: cohort[k] for k in DEFAULT_COHORT if k in cohort}
+        return {**DEFAULT_COHORT, **picked}, str(path)
+    return dict(DEFAULT_COHORT), "configs/smollm2-135m/lora.yaml defaults"
 
 
 @dataclasses.dataclass
@@ -40,9 +58,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_dataset(root: Path = DEFAULT_ROOT) -> Path:
+def default_dataset(root: Path = DEFAULT_ROOT, cohort: dict[str, Any] | None = None) -> Path:
     """The default dataset folder, built (cohort, then dataset) when it is not there yet."""
-    c = DEFAULT_COHORT
+    c = {**DEFAULT_COHORT, **(cohort or {})}
     folder = root / f"dataset-p{c['patients']}-s{c['seed']}-{c['lang']}"
     if (folder / "test.jsonl").is_file():
         return folder

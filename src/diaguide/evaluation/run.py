@@ -18,9 +18,18 @@ from typing import Any
 
 from diaguide.errors import DiaGuideError, InputError
 from diaguide.evaluation import bootstrap
-from diaguide.evaluation.data import DEFAULT_COHORT, Example, default_dataset, read_examples, sha256_of
-from diaguide.evaluation.engines import ENGINES, NO_HISTORY, Engine, EngineUnavailable, RulesEngine, build_engine
+from diaguide.evaluation.data import Example, default_dataset, read_examples, sha256_of, training_cohort
+from diaguide.evaluation.engines import (
+    ENGINES,
+    MODEL_ENGINES,
+    NO_HISTORY,
+    Engine,
+    EngineUnavailable,
+    RulesEngine,
+    build_engine,
+)
 from diaguide.evaluation.metrics import visit_columns
+from diaguide.evaluation.model_engines import adapter_dir
 from diaguide.evaluation.scoring import action_confusion, score_predictions
 from diaguide.knowledge import guideline
 from diaguide.knowledge.regions import resolve_region
@@ -102,7 +111,8 @@ def evaluate(
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="limit")
     region = resolve_region(region)
-    folder = Path(dataset) if dataset is not None else default_dataset()
+    cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_ENGINES) if d is not None])
+    folder = Path(dataset) if dataset is not None else default_dataset(cohort=cohort)
     examples, errors = read_examples(folder)
     total = len(examples)
     if lang:
@@ -150,7 +160,7 @@ def evaluate(
             "n": len(examples),
             "n_in_split": total,
             "bad_lines": len(errors),
-            "default_cohort": DEFAULT_COHORT if dataset is None else None,
+            "default_cohort": {**cohort, "from": cohort_source} if dataset is None else None,
         },
         "config": {
             "engines": [e if isinstance(e, str) else e.name for e in engines],
