@@ -87,6 +87,7 @@ def test_limit_and_language_are_honoured(tmp_path: Path, small_dataset: Path, fa
     result = evaluate(tmp_path / "a", engines=["rules"], limit=3, dataset=small_dataset, resamples=50)
     assert result["dataset"]["n"] == 3 and result["engines"]["rules"]["n"] == 3
     result = evaluate(tmp_path / "b", engines=["rules"], lang="zh", dataset=small_dataset, resamples=50)
+    assert result["config"]["lang"] == "zh" and result["dataset"]["n"] == result["engines"]["rules"]["n"]
     zh = [e for e in read_examples(small_dataset)[0] if e.language == "zh"]
     assert result["engines"]["rules"]["n"] == len(zh) > 0
     assert result["engines"]["rules"]["by_language"]["en"]["n"] == 0
@@ -171,3 +172,16 @@ def test_the_default_cohort_is_the_one_the_adapter_was_trained_on(tmp_path: Path
     cohort, source = training_cohort([tmp_path / "missing", adapter])
     assert cohort == {"patients": 400, "seed": 7, "lang": "mixed"}
     assert source.endswith("config.resolved.yaml")
+
+
+def test_patient_bootstrap_gives_wider_or_equal_intervals(tmp_path: Path, small_dataset: Path):
+    by_visit = evaluate(tmp_path / "v", engines=["rules"], dataset=small_dataset, resamples=300)
+    by_patient = evaluate(
+        tmp_path / "p", engines=["rules"], dataset=small_dataset, resamples=300, bootstrap_unit="patient"
+    )
+    assert by_patient["config"]["bootstrap"]["unit"] == "patient"
+    v = by_visit["engines"]["rules"]["overall"]["metrics"]["med_class_f1"]
+    p = by_patient["engines"]["rules"]["overall"]["metrics"]["med_class_f1"]
+    assert v["value"] == p["value"]
+    # visits of one patient are alike: resampling patients widens the interval
+    assert (p["high"] - p["low"]) > (v["high"] - v["low"])

@@ -39,10 +39,11 @@ LEVELS = ("low", "moderate", "high")
 LANGUAGES = ("en", "zh")
 
 
-def _strata(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+def _strata(rows: list[dict[str, Any]], resamples: int, seed: int, unit: str) -> dict[str, Any]:
     def block(subset: list[dict[str, Any]]) -> dict[str, Any]:
         cols = [r["columns"] for r in subset]
-        return {"n": len(subset), "metrics": bootstrap.intervals(cols, resamples=resamples, seed=seed)}
+        groups = [r["patient_id"] for r in subset] if unit == "patient" else None
+        return {"n": len(subset), "metrics": bootstrap.intervals(cols, resamples=resamples, seed=seed, groups=groups)}
 
     return {
         "overall": block(rows),
@@ -60,6 +61,8 @@ def _run_engine(
     if len(predictions) != len(examples):
         raise RuntimeError(f"engine {label} returned {len(predictions)} predictions for {len(examples)} visits")
     rows = score_predictions(examples, predictions, context["guideline"], context["levels"], context["region"])
+    for example, row in zip(examples, rows, strict=True):
+        row["patient_id"] = example.patient_id
     status = {s: sum(p.status == s for p in predictions) for s in ("ok", "partial", "no_suggestion")}
     return {
         "label": label,
@@ -71,7 +74,7 @@ def _run_engine(
             "status": status,
             "seconds": round(seconds, 3),
             "visits_per_s": round(len(examples) / seconds, 3) if seconds > 0 else None,
-            **_strata(rows, context["resamples"], context["seed"]),
+            **_strata(rows, context["resamples"], context["seed"], context["unit"]),
             "action_confusion": action_confusion(rows),
         },
     }
@@ -87,6 +90,7 @@ def evaluate(
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     seed: int = bootstrap.DEFAULT_SEED,
     history_ablation: bool = True,
+    bootstrap_unit: str = "visit",
 ) -> dict[str, Any]:
     """Score the engines on the dataset's test split; write metrics.json, visits/ and report.html.
 
@@ -99,6 +103,8 @@ def evaluate(
         region: guideline region for the rules engine and the safety checker.
         resamples: bootstrap resamples; seed: their seed (same seed, same intervals).
         history_ablation: also run every model engine without the visit history.
+        bootstrap_unit: `visit` (resample visits) or `patient` (resample whole patients, which
+            accounts for visits of one patient being alike; wider intervals).
 
     Returns:
         The metrics.json content, plus `skipped` (engine -> reason) and `errors` (bad dataset lines).
@@ -110,6 +116,10 @@ def evaluate(
         raise InputError(f"unknown language {lang!r}; expected en or zh", field="lang")
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="limit")
+    if bootstrap_unit not in ("visit", "patient"):
+        raise InputError(
+            f"unknown bootstrap unit {bootstrap_unit!r}; expected visit or patient", field="bootstrap_unit"
+        )
     region = resolve_region(region)
     cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_ENGINES) if d is not None])
     folder = Path(dataset) if dataset is not None else default_dataset(cohort=cohort)
@@ -125,6 +135,7 @@ def evaluate(
         "region": region,
         "resamples": resamples,
         "seed": seed,
+        "unit": bootstrap_unit,
         "guideline": [guideline.recommend(e.visit, region=region) for e in examples],
         "levels": [complexity(e.visit, region=region).level for e in examples],
     }
@@ -167,7 +178,7 @@ def evaluate(
             "limit": limit,
             "lang": lang,
             "region": region,
-            "bootstrap": {"resamples": resamples, "seed": seed, "unit": "visit", "interval": "percentile 95%"},
+            "bootstrap": {"resamples": resamples, "seed": seed, "unit": bootstrap_unit, "interval": "percentile 95%"},
             "history_ablation": history_ablation,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
