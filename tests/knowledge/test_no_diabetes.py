@@ -69,6 +69,13 @@ CASES = [
         None,
     ),
     (
+        "diabetes insipidus and 'non-diabetic' are not diabetes",
+        _visit(text="Central diabetes insipidus on desmopressin; non-diabetic", labs=((A1C, 5.1),), age=30, bmi=22.0),
+        "none",
+        ["No diabetes found"],
+        None,
+    ),
+    (
         "prediabetes by ICD-10, age 45 with BMI 36: metformin only considered",
         _visit(dx=("R73.03",), labs=((A1C, 6.0), (EGFR, 90)), age=45, bmi=36.0),
         "prediabetes",

@@ -4,7 +4,10 @@ visits summarised in `history`.
 Reads what real generators write: Synthea's longitudinal bundles (tens of MB, mostly Claim and
 ExplanationOfBenefit, which are skipped unparsed), US Core bundles, collection / transaction /
 batch / searchset bundles, references by `fullUrl` (`urn:uuid:...`, resources without `id`),
-relative (`Patient/123`) or absolute references, and contained resources. Resource extraction
+relative (`Patient/123`) or absolute references, and contained resources. What the physician
+wrote comes from narrative Observations (10154-3 chief complaint, 10164-2 present illness, 11348-0
+past history), document Compositions with those sections, and Condition.note; the visit's
+language from Patient.communication, else from the share of Chinese in those texts. Resource extraction
 lives in `fhir_resources.py` and `fhir_observations.py`, Visit assembly in `fhir_visits.py`;
 this module reads the file, indexes the bundle and resolves references.
 """
