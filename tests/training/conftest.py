@@ -24,3 +24,15 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is 10-100x faster than two that wait
+    on each other whenever other processes hold a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

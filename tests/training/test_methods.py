@@ -35,7 +35,7 @@ def test_method_trains_and_loss_falls(arch, method, tok):
     trainable, frozen = count_parameters(model)
     assert 0 < trainable < frozen
     batch = collate(pack(encode(rows(6), tok, 128, True), 256), tok.pad_token_id)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2 if method == "lora" else 1e-1)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2 if method == "lora" else 3e-1)
     losses = []
     for _ in range(12):
         s, n = module(batch.input_ids, batch.targets, batch.position_ids, batch.segments)
@@ -43,7 +43,7 @@ def test_method_trains_and_loss_falls(arch, method, tok):
         opt.step()
         opt.zero_grad()
         losses.append(float(s / n))
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.6 * losses[0], losses
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -124,7 +124,7 @@ def bench_train(out: str, quick: bool = False) -> int:
             )
             return LlamaForCausalLM(c)
 
-        examples, source, pad_id, model_name = _synthetic_examples(24, 512, 40, 200), "random token ids", 0, "tiny"
+        examples, source, pad_id, model_name = _synthetic_examples(12, 512, 40, 160), "random token ids", 0, "tiny"
     else:
         from diaguide.inference.base_model import load_base_model, load_tokenizer
 
