@@ -61,6 +61,27 @@ def test_ckd_epi_2021_matches_published_values():
     assert ckd_epi_2021(2.0, 70, "male") == pytest.approx(35, abs=1)
 
 
+@pytest.mark.parametrize("creatinine", [0.0, -1.2, float("nan"), float("inf")])
+def test_ckd_epi_2021_gives_no_egfr_for_an_impossible_creatinine(creatinine):
+    # 0 used to raise ZeroDivisionError and a negative value gave a complex number
+    assert ckd_epi_2021(creatinine, 60, "male") is None
+    assert ckd_epi_2021(creatinine, 60, "female") is None
+
+
+def test_zero_creatinine_leaves_egfr_unknown_instead_of_crashing():
+    f = derive(_visit(labs=[{"loinc": "2160-0", "value": 0.0}], patient={"age": 70, "sex": "male"}))
+    assert f.egfr is None and not f.egfr_estimated
+
+
+def test_guideline_yaml_reads_the_same_with_the_c_and_the_python_loader():
+    import yaml
+
+    from diaguide.knowledge.conditions import GUIDELINE_YAML, knowledge
+
+    text = GUIDELINE_YAML.read_text(encoding="utf-8")
+    assert knowledge() == yaml.load(text, Loader=yaml.SafeLoader)
+
+
 def test_egfr_is_estimated_from_creatinine_when_missing():
     f = derive(
         _visit(labs=[{"loinc": "2160-0", "value": 2.0, "date": "2025-06-15"}], patient={"age": 70, "sex": "male"})

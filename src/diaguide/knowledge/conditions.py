@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import datetime as dt
 import functools
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Medication, Visit
 
 GUIDELINE_YAML = Path(__file__).with_name("guideline.yaml")
 REGIONS = ("ada", "cds")
+# libyaml's parser when PyYAML was built with it: guideline.yaml parses ~8x faster (0.15 -> 0.02 s)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 __all__ = ["Facts", "derive", "has_condition", "has_condition_spec", "mentions", "knowledge", "threshold"]
 
 
@@ -33,7 +36,7 @@ __all__ = ["Facts", "derive", "has_condition", "has_condition_spec", "mentions",
 def knowledge() -> dict[str, Any]:
     """guideline.yaml, parsed once."""
     with GUIDELINE_YAML.open(encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=YAML_LOADER)
 
 
 @functools.cache
@@ -156,13 +159,24 @@ def has_condition(visit: Visit, name: str, texts: list[str] | None = None) -> bo
     return mentions(texts, spec.get("patterns", []), spec.get("family", False), spec.get("current_only", False))
 
 
-def ckd_epi_2021(creatinine_mg_dl: float, age: int, sex: str) -> float:
-    """eGFR (mL/min/1.73m2) by the race-free CKD-EPI 2021 creatinine equation (Inker, NEJM 2021)."""
+def ckd_epi_2021(creatinine_mg_dl: float, age: int, sex: str) -> float | None:
+    """eGFR (mL/min/1.73m2) by the race-free CKD-EPI 2021 creatinine equation (Inker, NEJM 2021).
+
+    None when the inputs cannot give one: a creatinine of 0 or below (a data-entry error; the
+    equation divides by it and raises a negative number to a fractional power) or not a finite
+    number, or an age that is not a finite non-negative number.
+    """
+    if not _finite(creatinine_mg_dl) or creatinine_mg_dl <= 0 or not _finite(age) or age < 0:
+        return None
     female = sex == "female"
     kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
     ratio = creatinine_mg_dl / kappa
     egfr = 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938**age
     return round(egfr * (1.012 if female else 1.0), 1)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def ckd_stage(egfr: float) -> str:
@@ -331,7 +345,8 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     egfr, _ = _value(visit, units.EGFR)
     estimated = False
     if egfr is None and creatinine is not None and p.age is not None and p.sex in ("male", "female"):
-        egfr, estimated = ckd_epi_2021(creatinine, p.age, p.sex), True
+        egfr = ckd_epi_2021(creatinine, p.age, p.sex)
+        estimated = egfr is not None
     kidney_days = threshold(region, "history_kidney_max_days")
     if egfr is None and creatinine is None:
         egfr, _ = _recent(visit, units.EGFR, "egfr", kidney_days)

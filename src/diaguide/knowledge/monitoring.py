@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from diaguide.knowledge.conditions import Facts, derive, medication_class, region_config
+from diaguide.knowledge.conditions import YAML_LOADER, Facts, derive, medication_class, region_config
 from diaguide.records import units
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, LabOrder, Visit
 
@@ -37,7 +37,7 @@ _HISTORY_FIELD = {
 @functools.cache
 def monitoring_knowledge() -> dict[str, Any]:
     with MONITORING_YAML.open(encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=YAML_LOADER)
 
 
 def _matches(when: dict[str, Any], facts: Facts) -> bool:

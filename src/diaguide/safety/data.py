@@ -26,8 +26,12 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+@functools.cache
 def rules_data() -> dict[str, Any]:
-    """safety/rules.yaml, with every per-drug rule checked for its id, severity, message and source."""
+    """safety/rules.yaml, with every per-drug rule checked for its id, severity, message and source.
+
+    Checked once per process: the checker asks for it about a dozen times per visit.
+    """
     data = load_yaml(RULES_PATH)
     for i, rule in enumerate(data.get("rules") or []):
         for key in ("id", "severity", "message", "source"):
