@@ -131,6 +131,17 @@ def medication_class(med: Medication) -> str:
     return med.drug_class if med.drug_class != "other" else drug_class_of(med.drug)
 
 
+def _allergy_classes(visit: Visit) -> set[str]:
+    """Drug classes the recorded allergies rule out: the allergen's own class, and classes that
+    cross-react with it (guideline.yaml `allergy_cross`: a sulfonamide allergy and sulfonylureas)."""
+    out = {a.drug_class or drug_class_of(a.substance) for a in visit.allergies if isinstance(a.substance, str)}
+    substances = [a.substance for a in visit.allergies if isinstance(a.substance, str) and a.substance.strip()]
+    for cross in knowledge().get("allergy_cross") or []:
+        if substances and mentions(substances, cross["patterns"]):
+            out |= set(cross["classes"])
+    return out - {"other"}
+
+
 def _texts(visit: Visit) -> list[str]:
     texts = [visit.chief_complaint, visit.present_illness, visit.past_history]
     texts += [f"{d.display} {d.code if d.system.lower() == 'text' else ''}" for d in visit.diagnoses]
@@ -454,7 +465,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
         weight_loss=_weight_loss(visit, texts, region, weight),
         new_diagnosis=new_dx,
         current=current,
-        allergy_classes={a.drug_class or drug_class_of(a.substance) for a in visit.allergies} - {"other"},
+        allergy_classes=_allergy_classes(visit),
         metformin_years=_metformin_years(visit, current),
         high_bp=high_bp,
     )

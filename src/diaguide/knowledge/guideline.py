@@ -11,6 +11,7 @@ diabetes on record is planned by no_diabetes.py: no glucose-lowering drug is sta
 from __future__ import annotations
 
 from diaguide.knowledge.conditions import derive
+from diaguide.knowledge.deintensify import lower_for_add_on, safety_reductions
 from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
 from diaguide.knowledge.no_diabetes import plan_without_diabetes
 from diaguide.knowledge.plan_builder import (
@@ -64,12 +65,13 @@ def _safety_stops(b: PlanBuilder) -> None:
         b.stop(["sulfonylurea"], "glyburide_older", name=_GLYBURIDE)
     elif egfr is not None and egfr < 60:
         b.stop(["sulfonylurea"], "glyburide_ckd", name=_GLYBURIDE)
+    safety_reductions(b)
     if f.recent_hypo:
         if f.older:
             b.stop(["sulfonylurea", "glinide"], "hypo_stop_su_older")
         else:
-            b.adjust(["sulfonylurea", "glinide"], "hypo_reduce_su", factor=0.5)
-        b.adjust(INSULINS, "hypo_reduce_insulin", factor=0.85)
+            b.adjust(["sulfonylurea", "glinide"], "hypo_reduce_su", factor=b.t("su_reduce_factor"))
+        b.adjust(INSULINS, "hypo_reduce_insulin", factor=b.t("insulin_reduce_factor"))
         b.prompt("hypo_caution")
     if f.dialysis:
         b.stop(["sglt2i"], "sglt2i_dialysis")
@@ -198,18 +200,21 @@ def _type2(b: PlanBuilder) -> None:
         if f.masld and above:
             b.start("tzd", "pioglitazone_masld")
 
-    if not above or intensive or insulin_needed or deferred:
+    if intensive or insulin_needed or deferred or not (above or b.to_replace):
         return
-    gap = f.hba1c - b.goal  # type: ignore[operator]
-    needed = 2 if f.new_diagnosis and gap >= b.t("early_combination_above_goal") else 1
+    if not above:  # at goal, but a drug stopped for safety leaves a gap (ADA 2025 Figure 9.3)
+        needed, rule = 1, "replace_stopped"
+    else:
+        gap = f.hba1c - b.goal  # type: ignore[operator]
+        needed = 2 if f.new_diagnosis and gap >= b.t("early_combination_above_goal") else 1
+        rule = "early_combination" if needed == 2 else "intensify"
     added = sum(c in GLUCOSE_LOWERING_CLASSES for c in b.started)
     on_insulin = ("basal_insulin", "premixed_insulin")
-    if added < needed and b.active(*on_insulin) and b.adjust(on_insulin, "insulin_titrate"):
+    if above and added < needed and b.active(*on_insulin) and b.adjust(on_insulin, "insulin_titrate"):
         added += 1
-    if added < needed and _uptitrate_metformin(b):
+    if above and added < needed and _uptitrate_metformin(b):
         added += 1
     key = "intensify_order_older" if f.older else "intensify_order"
-    rule = "early_combination" if needed == 2 else "intensify"
     # Another class while the regimen is short of four (ADA 2025 Figure 9.3) ...
     if len(b.kept(*NON_INSULIN) | set(b.started)) < b.t("max_non_insulin_classes"):
         for cls in b.cfg[key]["value"]:
@@ -217,9 +222,9 @@ def _type2(b: PlanBuilder) -> None:
                 break
             added += b.start(cls, "acarbose_first_line" if cls == "agi" else rule)
     # ... then basal insulin (Figure 9.4: above goal despite several agents).
-    if added < needed and not b.active(*INSULINS):
+    if above and added < needed and not b.active(*INSULINS):
         added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
-    if added < needed:
+    if above and added < needed:
         b.prompt("no_agent_left")
 
 
@@ -261,6 +266,7 @@ def _cardiovascular(b: PlanBuilder) -> None:
 
 def _cautions(b: PlanBuilder) -> None:
     f = b.f
+    lower_for_add_on(b)
     if b.active("dpp4i") and b.active("glp1ra", "gip_glp1ra"):
         b.stop(["dpp4i"], "dpp4i_with_glp1")
     if "sglt2i" in b.started:

@@ -33,13 +33,25 @@ def _number(dose: str | None) -> tuple[float, str] | None:
     return (float(m.group(1)), m.group(2).strip()) if m else None
 
 
-def _scaled(dose: str | None, factor: float) -> str | None:
-    """`20 U` * 0.85 -> `17 U`; None when the dose is not a number."""
+def _scaled(dose: str | None, factor: float, max_cut: float | None = None) -> str | None:
+    """`20 U` * 0.85 -> `17 U`; None when the dose is not a number.
+
+    A lowered dose stays lower after rounding (`3 U` * 0.85 -> `2.6 U`, not `3 U`) and, with
+    `max_cut`, is cut by no more than that fraction (insulin next to an SGLT2i: ketoacidosis).
+    """
     parsed = _number(dose)
     if parsed is None:
         return None
-    value = parsed[0] * factor
-    return f"{value:.0f} {parsed[1]}".strip() if value >= 2 else f"{value:g} {parsed[1]}".strip()
+    old, unit = parsed
+    value = old * factor
+    if max_cut is not None:
+        value = max(value, old * (1 - max_cut))
+    whole = round(value)
+    lower_still = whole < old or factor >= 1
+    within_cut = max_cut is None or whole >= old * (1 - max_cut) - 1e-9
+    if value >= 2 and lower_still and within_cut:
+        return f"{whole:.0f} {unit}".strip()
+    return f"{round(value, 1):g} {unit}".strip()
 
 
 _PER_DAY = (
@@ -76,6 +88,8 @@ class PlanBuilder:
         self.decided: dict[int, MedicationOrder] = {}
         self.started: dict[str, MedicationOrder] = {}
         self.prompts: list[str] = []
+        self.lowered: set[int] = set()  # current drugs whose dose this plan lowers
+        self.to_replace = 0  # glucose-lowering classes stopped for safety that another class should replace
 
     # --- words ---
     def t(self, name: str) -> Any:
@@ -154,14 +168,24 @@ class PlanBuilder:
     def adjust(
         self, classes: tuple[str, ...] | list[str], rule_id: str, factor: float | None = None, **extra: Any
     ) -> bool:
+        """Adjust the class's current drugs not yet decided; `factor` < 1 lowers the dose."""
         done = False
         for i in self.meds_of(*classes):
             if i in self.decided:
                 continue
-            dose = _scaled(self.current[i][0].dose, factor) if factor else None
-            self.order(i, "adjust", self.say(rule_id, **extra), dose=dose)
+            if factor is not None and factor < 1:
+                self.lower(i, rule_id, factor, **extra)
+            else:
+                self.order(i, "adjust", self.say(rule_id, **extra))
             done = True
         return done
+
+    def lower(self, i: int, rule_id: str, factor: float, **extra: Any) -> None:
+        """Lower one current drug's dose; insulin by at most `insulin_max_cut` (SGLT2i ketoacidosis)."""
+        med, cls = self.current[i]
+        max_cut = self.t("insulin_max_cut") if cls in INSULINS else None
+        self.order(i, "adjust", self.say(rule_id, **extra), dose=_scaled(med.dose, factor, max_cut))
+        self.lowered.add(i)
 
     def blocked(self, cls: str) -> str | None:
         """The rule that forbids starting this class for this patient, if any."""
@@ -198,9 +222,22 @@ class PlanBuilder:
             return "tzd_insulin"
         if cls in ("sulfonylurea", "glinide") and (f.older or f.recent_hypo):
             return "no_su_older"
+        if cls == "sulfonylurea" and egfr is not None and egfr < self.t("su_stop_below_egfr"):
+            return "su_renal_no_start"
+        # a DPP-4i/SGLT2i with a new secretagogue or insulin raises hypoglycaemia (FDA Januvia, Jardiance)
+        if cls in ("sulfonylurea", "glinide") and self.active("dpp4i", "sglt2i"):
+            return "su_with_dpp4i_sglt2i"
+        if (
+            cls in (*INSULINS, "sulfonylurea", "glinide")
+            and f.recent_hypo
+            and f.diabetes_type != "1"
+            and not f.pregnant
+        ):
+            return "hypo_no_new_insulin"
         if cls == "agi" and (f.bowel_disease or f.hepatic_impairment):
             return "acarbose_bowel"
-        if cls == "agi" and egfr is not None and egfr < self.t("acarbose_stop_below_egfr"):
+        renal_agi = egfr is not None and egfr < self.t("acarbose_stop_below_egfr")
+        if cls == "agi" and (renal_agi or (f.creatinine or 0) > self.t("acarbose_stop_creatinine_above")):
             return "acarbose_renal_stop"
         if cls == "statin" and f.hepatic_impairment:
             return "statin_liver"
@@ -214,7 +251,7 @@ class PlanBuilder:
             return False
         why = self.blocked(cls)
         if why:
-            if why == "missing_egfr":
+            if why in ("missing_egfr", "hypo_no_new_insulin"):
                 self.prompt(why)
             return False
         spec = self.cfg["agents"][agent or cls]
