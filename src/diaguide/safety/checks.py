@@ -11,7 +11,7 @@ from diaguide.knowledge.formulary import ingredients
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Allergy, Finding
 from diaguide.safety.dose import DoseAmount
 from diaguide.safety.regimen import INSULIN_CLASSES, Regimen
-from diaguide.safety.rules import render, rules_data
+from diaguide.safety.rules import language_of, render, rules_data
 
 
 def _finding(rule_id: str, spec: dict[str, Any], drugs: list[str], message: str) -> Finding:
@@ -133,6 +133,7 @@ def _allergy_classes(allergy: Allergy, class_terms: dict[str, list[str]]) -> set
 def allergies(regimen: Regimen, facts: Facts, visit_allergies: list[Allergy]) -> list[Finding]:
     """Plan drugs the patient is allergic or intolerant to: by substance, by class, and across classes."""
     spec = rules_data()["allergy"]
+    zh = language_of(facts) == "zh"
     out: list[Finding] = []
     for allergy in visit_allergies:
         if not isinstance(allergy.substance, str) or not allergy.substance.strip():
@@ -142,7 +143,7 @@ def allergies(regimen: Regimen, facts: Facts, visit_allergies: list[Allergy]) ->
         named_classes = _allergy_classes(allergy, spec["class_terms"])
         words = f"{allergy.substance} {allergy.reaction or ''}".lower()
         intolerance = any(t in words for t in spec["intolerance_terms"])
-        reaction = f" ({allergy.reaction})" if allergy.reaction else ""
+        reaction = (f"（{allergy.reaction}）" if zh else f" ({allergy.reaction})") if allergy.reaction else ""
         for e in regimen.plan_active():
             direct = e.key in substance_drugs or (e.known and e.drug_class in named_classes)
             if direct:
@@ -155,10 +156,8 @@ def allergies(regimen: Regimen, facts: Facts, visit_allergies: list[Allergy]) ->
                 )
                 continue
             if e.known and e.drug_class in substance_classes and e.drug_class != "other":
-                msg = (
-                    f"{e.label}: allergy to {allergy.substance}{reaction}, a drug of the same class ({e.drug_class}) "
-                    "- cross-sensitivity is possible; use with caution."
-                )
+                msg = render(spec["same_class_message"], facts, e, substance=allergy.substance, reaction=reaction,
+                             drug_class=e.drug_class)  # fmt: skip
                 out.append(
                     Finding(
                         rule_id="allergy.same_class",

@@ -41,11 +41,16 @@ def _fact(facts: Facts, name: str) -> bool:
 
 
 def complexity(visit: Visit, region: str | None = None, facts: Facts | None = None) -> Complexity:
-    """Score a visit's record: low (<3), moderate (3-5) or high (6+) with the reasons."""
+    """Score a visit's record: low (<3), moderate (3-5) or high (6+) with the reasons (in Chinese for a
+    Chinese visit)."""
     cfg: dict[str, Any] = load_yaml(COMPLEXITY_PATH)
     facts = facts or patient_facts(visit, resolve_region(region))
     texts = _texts(visit)
+    zh = visit.language == "zh"
     score, reasons = 0, []
+
+    def named(item: dict[str, Any]) -> str:
+        return str(item.get("zh") or item["name"]) if zh else str(item["name"])
 
     def add(weight: int, reason: str) -> None:
         nonlocal score
@@ -54,28 +59,28 @@ def complexity(visit: Visit, region: str | None = None, facts: Facts | None = No
 
     stage_weight = cfg["ckd_stage_weights"].get(facts.ckd_stage or "", 0) if facts.ckd_stage else 0
     if stage_weight:
-        add(stage_weight, f"CKD stage {facts.ckd_stage}")
+        add(stage_weight, f"CKD {facts.ckd_stage}期" if zh else f"CKD stage {facts.ckd_stage}")
     for item in cfg["comorbidities"]:
         present = _fact(facts, item["fact"]) if "fact" in item else has_condition_spec(visit, item, texts)
         if present:
-            add(item["weight"], item["name"])
+            add(item["weight"], named(item))
     for band in cfg["age"]:
         if facts.age is not None and facts.age >= band["at_least"]:
-            add(band["weight"], band["name"])
+            add(band["weight"], named(band))
     count = len({" ".join(m.drug.lower().split()) for m in visit.medications if m.drug})
     for band in cfg["polypharmacy"]:  # highest band first
         if count >= band["at_least"]:
-            add(band["weight"], f"{band['name']} ({count})")
+            add(band["weight"], f"{named(band)}（{count}种）" if zh else f"{band['name']} ({count})")
             break
     for band in cfg["hba1c"]:
         if facts.hba1c is not None and facts.hba1c >= band["at_least"]:
-            add(band["weight"], band["name"])
+            add(band["weight"], named(band))
     # the current medications, as if the plan continued them all
     regimen = build_regimen(visit, Plan())
     for conflict in cfg["conflicts"]:
         hit = next((e for e in regimen.current if targets(conflict, e) and holds(conflict["when"], facts, e)), None)
         if hit is not None:
-            add(conflict["weight"], conflict["name"])
+            add(conflict["weight"], named(conflict))
 
     levels = cfg["levels"]
     level = "high" if score >= levels["high_at"] else "moderate" if score >= levels["moderate_at"] else "low"

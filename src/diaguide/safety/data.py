@@ -37,4 +37,13 @@ def rules_data() -> dict[str, Any]:
         for key in ("id", "severity", "message", "source"):
             if not rule.get(key):
                 raise ConfigError(f"missing {key!r}", source=str(RULES_PATH), field=f"rules[{i}]")
+        check_message(rule["message"], str(RULES_PATH), f"rules[{i}].message")
     return data
+
+
+def check_message(message: Any, source: str, field: str) -> None:
+    """A message is one English string or a mapping with `en` (and, for Chinese visits, `zh`)."""
+    if isinstance(message, dict) and not (isinstance(message.get("en"), str) and message["en"]):
+        raise ConfigError("a message mapping needs an 'en' text", source=source, field=field)
+    if not isinstance(message, (str, dict)):
+        raise ConfigError("a message is a string or an {en, zh} mapping", source=source, field=field)

@@ -8,6 +8,7 @@ from typing import Any
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
 from diaguide.records.schema import Finding
+from diaguide.safety.data import check_message
 from diaguide.safety.regimen import Entry, Regimen
 from diaguide.safety.rules import holds, load_yaml, render, targets
 
@@ -21,6 +22,7 @@ def interaction_rules() -> list[dict[str, Any]]:
         for key in ("id", "a", "b", "severity", "message", "source"):
             if not rule.get(key):
                 raise ConfigError(f"missing {key!r}", source=str(INTERACTIONS_PATH), field=f"interactions[{i}]")
+        check_message(rule["message"], str(INTERACTIONS_PATH), f"interactions[{i}].message")
     return rules
 
 

@@ -15,7 +15,7 @@ from diaguide.records.schema import Finding
 from diaguide.safety.data import RULES_PATH, load_yaml, rules_data
 from diaguide.safety.regimen import Entry, Regimen
 
-__all__ = ["RULES_PATH", "contraindications", "holds", "load_yaml", "render", "rules_data", "targets"]
+__all__ = ["RULES_PATH", "contraindications", "holds", "load_yaml", "render", "rules_data", "targets", "template"]
 
 DEFAULT_ACTIONS = ("start", "continue", "adjust")
 
@@ -82,26 +82,52 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     raise ConfigError(f"unknown condition {key!r}", source=str(RULES_PATH))
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
+# Words render() fills in, in the visit's language.
+_WORDS = {
+    "en": {"missing": "not on file", "estimated": " (estimated from creatinine)", "unknown": "unknown",
+           "the_dose": "the dose", "current": " (A current medication the plan does not address.)"},
+    "zh": {"missing": "无结果", "estimated": "（由肌酐估算）", "unknown": "未知",
+           "the_dose": "该剂量", "current": "（方案未涉及的目前用药。）"},
+}  # fmt: skip
+
+
+def language_of(facts: Facts) -> str:
+    """The language findings are written in: Chinese for a Chinese visit, else English."""
+    return "zh" if getattr(facts, "language", "en") == "zh" else "en"
+
+
+def word(facts: Facts, key: str) -> str:
+    return _WORDS[language_of(facts)][key]
+
+
+def template(message: str | dict[str, str], facts: Facts) -> str:
+    """A message template in the visit's language: YAML gives `{en: ..., zh: ...}` (or one string)."""
+    if isinstance(message, dict):
+        return message.get(language_of(facts)) or message["en"]
+    return message
+
+
+def _fmt(value: float | None, digits: int = 1, missing: str = "not on file") -> str:
     if value is None:
-        return "not on file"
+        return missing
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
-def render(message: str, facts: Facts, entry: Entry | None = None, **extra: str) -> str:
-    """Fill a rule message's placeholders; an unknown placeholder is left as written."""
-    egfr = _fmt(facts.egfr)
+def render(message: str | dict[str, str], facts: Facts, entry: Entry | None = None, **extra: str) -> str:
+    """Fill a rule message's placeholders in the visit's language; an unknown placeholder is left as written."""
+    missing = word(facts, "missing")
+    egfr = _fmt(facts.egfr, missing=missing)
     if facts.egfr is not None and facts.egfr_estimated:
-        egfr += " (estimated from creatinine)"
+        egfr += word(facts, "estimated")
     amount = entry.amount() if entry is not None else None
     values = {
         "drug": entry.label if entry is not None else "",
         "egfr": egfr,
-        "creatinine": _fmt(facts.creatinine, 2),
-        "alt": _fmt(facts.alt, 0),
-        "age": str(facts.age) if facts.age is not None else "unknown",
-        "hba1c": _fmt(facts.hba1c),
-        "dose": amount.describe() if amount else "the dose",
+        "creatinine": _fmt(facts.creatinine, 2, missing),
+        "alt": _fmt(facts.alt, 0, missing),
+        "age": str(facts.age) if facts.age is not None else word(facts, "unknown"),
+        "hba1c": _fmt(facts.hba1c, missing=missing),
+        "dose": amount.describe() if amount else word(facts, "the_dose"),
         **extra,
     }
 
@@ -109,7 +135,7 @@ def render(message: str, facts: Facts, entry: Entry | None = None, **extra: str)
         def __missing__(self, key: str) -> str:
             return "{" + key + "}"
 
-    return message.format_map(_Keep(values))
+    return template(message, facts).format_map(_Keep(values))
 
 
 def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Finding]:
@@ -130,7 +156,7 @@ def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Findi
                 continue
             message = render(rule["message"], facts, entry)
             if entry.origin == "current":
-                message += " (A current medication the plan does not address.)"
+                message += word(facts, "current")
             findings.append(
                 Finding(
                     rule_id=rule["id"],
