@@ -74,10 +74,10 @@ def test_sulfonamide_allergy_stops_glimepiride_and_another_class_replaces_it():
     v = _visit(
         hba1c=6.8,
         meds=(("metformin", "metformin", "1000 mg bid"), ("glimepiride", "sulfonylurea", "2 mg")),
-        allergies=("Sulfa drugs",),
+        allergies=("penicillin", "Sulfa drugs"),
     )
     plan = recommend(v)
-    assert _order(plan, "sulfonylurea").action == "stop"
+    assert _order(plan, "sulfonylurea").action == "stop" and "Sulfa drugs" in _order(plan, "sulfonylurea").reason
     new = [m.drug_class for m in plan.medications if m.action == "start"]
     assert new and "sulfonylurea" not in new
     assert _warnings(v, plan) == []

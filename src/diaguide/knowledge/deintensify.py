@@ -14,8 +14,8 @@ Thresholds, drug lists and doses: guideline.yaml (`thresholds`, `drug_limits`, `
 
 from __future__ import annotations
 
-from diaguide.knowledge.conditions import knowledge
-from diaguide.knowledge.formulary import lookup
+from diaguide.knowledge.conditions import knowledge, mentions
+from diaguide.knowledge.formulary import drug_class_of, lookup
 from diaguide.knowledge.plan_builder import INSULINS, PlanBuilder
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES
 
@@ -40,13 +40,26 @@ def _stop_one(b: PlanBuilder, i: int, rule_id: str, replace: bool, **extra: obje
         b.to_replace += 1
 
 
+def _allergen(b: PlanBuilder, cls: str) -> str:
+    """The recorded allergen that rules out `cls` (its own class, or a cross-reacting one)."""
+    named = [a.substance for a in b.visit.allergies if isinstance(a.substance, str) and a.substance.strip()]
+    for substance in named:
+        if drug_class_of(substance) == cls:
+            return substance
+    for cross in knowledge().get("allergy_cross") or []:
+        if cls in cross["classes"]:
+            hit = next((s for s in named if mentions([s], cross["patterns"])), None)
+            if hit:
+                return hit
+    return next(iter(named), "")
+
+
 def _allergies(b: PlanBuilder) -> None:
     """A current drug of a class the allergy list rules out: stop it, another class replaces it."""
     for i, (_med, cls) in enumerate(b.current):
         if cls not in b.f.allergy_classes:
             continue
-        substance = next((a.substance for a in b.visit.allergies if isinstance(a.substance, str)), "")
-        _stop_one(b, i, "allergy_stop", replace=True, substance=substance)
+        _stop_one(b, i, "allergy_stop", replace=True, substance=_allergen(b, cls))
 
 
 def _renal_sulfonylureas(b: PlanBuilder) -> None:
