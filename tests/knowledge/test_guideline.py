@@ -287,8 +287,8 @@ def test_negated_history_is_not_a_diagnosis():
 
 def test_above_goal_adds_classes_up_to_four_then_basal_insulin():
     two = recommend(
-        _visit(hba1c=8.6, meds=(("metformin", "metformin", "1000 mg bid"), ("semaglutide", "glp1ra", "1 mg")))
-    )
+        _visit(hba1c=8.6, meds=(("metformin", "metformin", "1000 mg bid"), ("semaglutide", "glp1ra", "2 mg")))
+    )  # semaglutide at its top dose: nothing left to titrate
     assert _action(two, "sglt2i") == "start" and _action(two, "basal_insulin") is None
     assert _action(two, "dpp4i") is None  # no DPP-4i on top of a GLP-1 RA
     four = (("metformin", "metformin", "1000 mg bid"), ("semaglutide", "glp1ra"), ("empagliflozin", "sglt2i"),
@@ -307,6 +307,21 @@ def test_submaximal_metformin_is_raised_before_adding_a_class(dose, raised):
         assert (metformin.action, metformin.dose) == ("adjust", "1000 mg") and not new
     else:
         assert metformin.action == "continue" and new == ["sglt2i"]
+
+
+@pytest.mark.parametrize(
+    ("drug", "dose", "raised_to"),
+    [("semaglutide", "0.5 mg", "1 mg"), ("dulaglutide", "0.75 mg", "1.5 mg"), ("司美格鲁肽", "2 mg", None)],
+)
+def test_glp1ra_below_its_top_dose_is_raised_before_another_class_or_insulin(drug, dose, raised_to):
+    meds = (("metformin", "metformin", "1000 mg bid"), (drug, "glp1ra", dose), ("empagliflozin", "sglt2i", "10 mg"))
+    plan = recommend(_visit(hba1c=7.6, meds=meds))
+    glp1 = next(m for m in plan.medications if m.drug_class == "glp1ra")
+    new = [m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES]
+    if raised_to:
+        assert (glp1.action, glp1.dose) == ("adjust", raised_to) and not new
+    else:
+        assert glp1.action == "continue" and new
 
 
 def test_two_drugs_of_one_class_keep_the_first():

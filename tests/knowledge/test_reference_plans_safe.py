@@ -16,8 +16,12 @@ Warnings are allowed only where they cannot be avoided without leaving the guide
 - `duplicate.premixed_with_basal` where an SGLT2i is also taken: stopping either insulin would
   cut it by far more than 20% next to the SGLT2i (ketoacidosis, `sglt2i_insulin_cut`).
 
-On 60 patients per language (seed 0) that leaves 13 warnings in English and 5 in Chinese, all
-of the first two kinds; the bounds below leave no room for any other kind.
+Above goal, a GLP-1 RA below its top dose is raised before any insulin is added, which keeps
+most of the first two kinds away. On 60 patients per language (seed 0) that leaves 0 warnings
+in English and 5 in Chinese, all basal insulin started next to dapagliflozin: one patient on
+four oral classes and above goal at two visits (Figure 9.4: insulin next), one with HbA1c >10%
+at three visits (insulin whatever else, ADA 2025 §9). On 250 patients: 9 in English and 21 in
+Chinese, all of the kinds above.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ UNAVOIDABLE = {
     "interaction.nonselective_beta_blocker_hypoglycaemia",
     "duplicate.premixed_with_basal",
 }
-MAX_WARNINGS = {"en": 14, "zh": 6}
+MAX_WARNINGS = {"en": 2, "zh": 6}
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

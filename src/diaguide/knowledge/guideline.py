@@ -10,8 +10,9 @@ diabetes on record is planned by no_diabetes.py: no glucose-lowering drug is sta
 
 from __future__ import annotations
 
-from diaguide.knowledge.conditions import derive
+from diaguide.knowledge.conditions import derive, knowledge
 from diaguide.knowledge.deintensify import lower_for_add_on, safety_reductions
+from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
 from diaguide.knowledge.no_diabetes import plan_without_diabetes
 from diaguide.knowledge.plan_builder import (
@@ -20,6 +21,7 @@ from diaguide.knowledge.plan_builder import (
     NON_INSULIN,
     PlanBuilder,
     daily_mg,
+    dose_number,
     treatment_text,
 )
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
@@ -214,6 +216,8 @@ def _type2(b: PlanBuilder) -> None:
         added += 1
     if above and added < needed and _uptitrate_metformin(b):
         added += 1
+    if above and added < needed and _uptitrate_glp1(b):
+        added += 1
     key = "intensify_order_older" if f.older else "intensify_order"
     # Another class while the regimen is short of four (ADA 2025 Figure 9.3) ...
     if len(b.kept(*NON_INSULIN) | set(b.started)) < b.t("max_non_insulin_classes"):
@@ -241,6 +245,23 @@ def _uptitrate_metformin(b: PlanBuilder) -> bool:
         freq = "每日2次，随餐" if b.lang == "zh" else "twice daily with meals"
         b.order(i, "adjust", b.say("metformin_uptitrate", dose=f"{daily:g}"), f"{target / 2:g} mg", freq)
         return True
+    return False
+
+
+def _uptitrate_glp1(b: PlanBuilder) -> bool:
+    """Raise a GLP-1 RA or tirzepatide below its top dose to the next labelled step."""
+    steps = knowledge()["drug_limits"]["glp1_titration"]
+    for i in b.meds_of("glp1ra", "gip_glp1ra"):
+        med = b.current[i][0]
+        drug, written = lookup(med.drug), dose_number(med.dose)
+        ladder = steps.get(drug.name) if drug else None
+        if i in b.decided or not ladder or written is None or written[1].lower() != "mg":
+            continue
+        higher = [step for step in ladder if step > written[0] + 1e-9]
+        if higher:
+            reason = b.say("glp1_uptitrate", drug=med.drug, dose=med.dose)
+            b.order(i, "adjust", reason, f"{higher[0]:g} mg")
+            return True
     return False
 
 

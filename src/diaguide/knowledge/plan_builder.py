@@ -28,7 +28,8 @@ def drug_display_name(generic: str, name_zh: str, language: str) -> str:
     return drug.name if drug else generic
 
 
-def _number(dose: str | None) -> tuple[float, str] | None:
+def dose_number(dose: str | None) -> tuple[float, str] | None:
+    """`0.5 mg` -> (0.5, "mg"); None when the dose does not start with a number."""
     m = re.match(r"\s*(\d+(?:\.\d+)?)\s*(.*)", dose or "")
     return (float(m.group(1)), m.group(2).strip()) if m else None
 
@@ -39,7 +40,7 @@ def _scaled(dose: str | None, factor: float, max_cut: float | None = None) -> st
     A lowered dose stays lower after rounding (`3 U` * 0.85 -> `2.6 U`, not `3 U`) and, with
     `max_cut`, is cut by no more than that fraction (insulin next to an SGLT2i: ketoacidosis).
     """
-    parsed = _number(dose)
+    parsed = dose_number(dose)
     if parsed is None:
         return None
     old, unit = parsed
@@ -63,7 +64,7 @@ _PER_DAY = (
 
 def daily_mg(dose: str | None, frequency: str | None) -> float | None:
     """Total mg per day from a dose and frequency (`0.5 g` + `bid` -> 1000); None when unreadable."""
-    parsed = _number(dose)
+    parsed = dose_number(dose)
     if parsed is None:
         return None
     amount, unit = parsed
