@@ -11,8 +11,9 @@ Warnings are allowed only where they cannot be avoided without leaving the guide
   insulin beside these drugs (its `started` escalation), so no dose can avoid it.
 - `interaction.cardioselective_beta_blocker_hypoglycaemia` /
   `interaction.nonselective_beta_blocker_hypoglycaemia`: a beta-blocker the patient takes for
-  the heart or blood pressure (not the diabetes guideline's to change) beside an insulin that
-  is started for the same reason as above, or is essential and already lowered.
+  the heart or blood pressure (not the diabetes guideline's to change: labetalol, for one, is a
+  first-line antihypertensive in pregnancy, where insulin is the preferred agent) beside an
+  insulin that is started for the same reason as above, or is essential and already lowered.
 - `duplicate.premixed_with_basal` where an SGLT2i is also taken: stopping either insulin would
   cut it by far more than 20% next to the SGLT2i (ketoacidosis, `sglt2i_insulin_cut`).
 

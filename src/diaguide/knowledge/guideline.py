@@ -4,8 +4,11 @@ Diabetes Society guideline 2020 (region `cds`).
 The engine reads the patient's facts (conditions.py), picks the glycaemic goal and the labs
 due (monitoring.py), and decides per drug class what to start, continue, adjust or stop.
 Every decision cites the guideline.yaml rule it follows; the thresholds live there too.
-Safety findings are not added here: safety.checker does that to any Plan. A visit without
-diabetes on record is planned by no_diabetes.py: no glucose-lowering drug is started there.
+Safety findings are not added here: safety.checker does that to any Plan, and the engine's own
+plans are built to pass it (deintensify.py lowers or stops what the checker would flag: a
+sulfonylurea or insulin next to a new DPP-4i/SGLT2i, over-treatment in older adults, allergies,
+renal limits). A visit without diabetes on record is planned by no_diabetes.py: no
+glucose-lowering drug is started there.
 """
 
 from __future__ import annotations
