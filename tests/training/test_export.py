@@ -14,8 +14,16 @@ from diaguide.training.recipe import train_command  # noqa: E402
 
 
 def _adapter(model_dir, data_dir, out, method):
-    over = [f"model.name={model_dir}", f"data.dir={data_dir}", f"method.name={method}", "data.max_length=256",
-            "data.seq_len=256", "train.progress=false", "method.prefix.num_virtual_tokens=4", "train.lr=1e-2"]
+    over = [
+        f"model.name={model_dir}",
+        f"data.dir={data_dir}",
+        f"method.name={method}",
+        "data.max_length=256",
+        "data.seq_len=256",
+        "train.progress=false",
+        "method.prefix.num_virtual_tokens=4",
+        "train.lr=1e-2",
+    ]
     train_command(config=None, out=str(out), max_steps=2, overrides=over)
     return out
 

@@ -3,11 +3,11 @@
 Both paths train LoRA on the same examples (each seen once, the same real tokens) from the same base:
   ours      packed rows (per-example causal attention, see attention.py), loss head on target tokens only
   baseline  Hugging Face transformers + PEFT, `model(input_ids, attention_mask, labels)` on padded batches
-            of 4 examples in dataset order (pad to the longest), labels -100 on prompt and padding
+            of 8 examples in (seeded) random order, padded to the longest, labels -100 on prompt and padding
 Steps of the two are interleaved (whichever has processed fewer real tokens goes next), so a busy
-shared machine slows both alike. tokens/s counts real tokens only, never padding. Peak memory is the
-process's resident set sampled every 2 ms during each path's steps, minus the resident set just
-before the step (both models stay loaded; the difference is what a step of that path adds).
+shared machine slows both alike. tokens/s counts real tokens only, never padding. Peak memory: each
+path's largest step run first in a fresh process, resident set sampled every 2 ms, minus the level
+just before the step (what a training step adds on top of the loaded model).
 
 Full run: the bundled SmolLM2-135M-Instruct on synthetic-cohort examples (EHR prompt -> plan, ~500-1100
 tokens). `quick`: a tiny random Llama on synthetic token ids, a smoke test of the same code.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -29,7 +30,9 @@ from diaguide.training.forward import TargetLoss, batch_loss
 from diaguide.training.methods import apply_method
 
 log = logging.getLogger(__name__)
-BASELINE_BATCH = 4
+BASELINE_BATCH = 8  # as in shared/bench/hf_peft_baseline.py (and HF Trainer's default per-device batch)
+N_EXAMPLES = 16
+PATHS = ("ours", "baseline")
 
 
 class _RssPeak:
@@ -93,11 +96,8 @@ def _padded(examples: list[Example], pad_id: int) -> dict:
     return {"input_ids": ids, "attention_mask": att, "labels": labels}
 
 
-def bench_train(out: str, quick: bool = False) -> int:
-    """Time our LoRA training step against HF + PEFT padded batches; write JSON to `out`."""
-    from diaguide.bench import machine_info
-
-    torch.manual_seed(0)
+def _setup(quick: bool):
+    """(config, base-model factory, examples, pad id, model name, source of the examples)."""
     cfg = load_config(
         None,
         [
@@ -124,54 +124,88 @@ def bench_train(out: str, quick: bool = False) -> int:
             )
             return LlamaForCausalLM(c)
 
-        examples, source, pad_id, model_name = _synthetic_examples(12, 512, 40, 160), "random token ids", 0, "tiny"
+        return cfg, base, _synthetic_examples(16, 512, 40, 160), 0, "tiny random llama", "random token ids"
+    from diaguide.inference.base_model import load_base_model, load_tokenizer
+
+    def base():
+        return load_base_model("smollm2-135m")[0]
+
+    tokenizer = load_tokenizer("smollm2-135m")
+    examples, source = _cohort_examples(cfg, tokenizer, N_EXAMPLES)
+    # the order HF Trainer's default RandomSampler would draw (seeded); our packing reorders anyway
+    perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0)).tolist()
+    return cfg, base, [examples[i] for i in perm], tokenizer.pad_token_id, "SmolLM2-135M-Instruct", source
+
+
+def _make(path: str, cfg: Config, base, examples: list[Example], pad_id: int):
+    """(step function returning the real tokens it trained on, its work items) for one path."""
+    model = apply_method(base(), cfg, checkpointing=False)
+    module = TargetLoss(model) if path == "ours" else model
+    module.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    if path == "ours":
+        items = [collate([row], pad_id) for row in pack(examples, cfg.data.seq_len)]
     else:
-        from diaguide.inference.base_model import load_base_model, load_tokenizer
+        items = [examples[i : i + BASELINE_BATCH] for i in range(0, len(examples), BASELINE_BATCH)]
 
-        def base():
-            return load_base_model("smollm2-135m")[0]
-
-        tokenizer = load_tokenizer("smollm2-135m")
-        examples, source = _cohort_examples(cfg, tokenizer, 24)
-        pad_id, model_name = tokenizer.pad_token_id, "smollm2-135m (SmolLM2-135M-Instruct)"
-
-    ours = TargetLoss(apply_method(base(), cfg, checkpointing=False))
-    hf = apply_method(base(), cfg, checkpointing=False)
-    for m in (ours, hf):
-        m.train()
-    opt = {
-        k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
-        for k, m in (("ours", ours), ("baseline", hf))
-    }
-    work = {
-        "ours": [collate([row], pad_id) for row in pack(examples, cfg.data.seq_len)],
-        "baseline": [examples[i : i + BASELINE_BATCH] for i in range(0, len(examples), BASELINE_BATCH)],
-    }
-
-    def step(path: str, item) -> int:
+    def step(item) -> int:
         if path == "ours":
-            loss_sum, n = batch_loss(ours, item, "cpu")
+            loss_sum, n = batch_loss(module, item, "cpu")
             (loss_sum / n).backward()
             real = item.real_tokens
         else:
-            hf(**_padded(item, pad_id)).loss.backward()
+            module(**_padded(item, pad_id)).loss.backward()
             real = sum(len(e) for e in item)
-        opt[path].step()
-        opt[path].zero_grad(set_to_none=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         return real
 
-    for path in work:  # warm-up step each (allocator, kernels); not timed
-        step(path, work[path][0])
-    stats = {p: {"tokens": 0, "seconds": 0.0, "steps": 0, "mem": _RssPeak()} for p in work}
-    todo = {p: list(work[p]) for p in work}
+    return step, items
+
+
+def _memory_probe(path: str, quick: bool, threads: int) -> dict:
+    """In a fresh process: resident memory a first training step of `path` adds (its largest batch)."""
+    torch.set_num_threads(threads)
+    cfg, base, examples, pad_id, _, _ = _setup(quick)
+    step, items = _make(path, cfg, base, examples, pad_id)
+    largest = max(items, key=lambda it: it.input_ids.numel() if path == "ours" else len(it) * max(map(len, it)))
+    mem = _RssPeak()
+    with mem:
+        step(largest)
+    return {"peak_step_mem_mb": round(mem.delta_mb, 1), "peak_rss_mb": round(mem.abs_mb, 1)}
+
+
+def bench_train(out: str, quick: bool = False) -> int:
+    """Time our LoRA training step against HF + PEFT padded batches; write JSON to `out`."""
+    from diaguide.bench import machine_info
+
+    # DIAGUIDE_BENCH_THREADS pins torch's intra-op threads: on a shared machine two threads that wait on
+    # each other whenever another process holds a core make every op erratic; both paths get the same setting
+    if os.environ.get("DIAGUIDE_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["DIAGUIDE_BENCH_THREADS"]))
+    threads = torch.get_num_threads()
+    memory: dict[str, dict] = {}
+    if not quick:
+        # each path in its own fresh process: a heap that one path grew would hide the other's peak
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        for path in PATHS:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                memory[path] = pool.submit(_memory_probe, path, quick, threads).result()
+
+    cfg, base, examples, pad_id, model_name, source = _setup(quick)
+    paths = {p: _make(p, cfg, base, examples, pad_id) for p in PATHS}
+    for step, items in paths.values():  # a warm-up step each (allocator, kernels), not timed
+        step(items[0])
+    stats = {p: {"tokens": 0, "seconds": 0.0, "steps": 0} for p in PATHS}
+    todo = {p: list(paths[p][1]) for p in PATHS}
     while any(todo.values()):
         path = min((p for p in todo if todo[p]), key=lambda p: stats[p]["tokens"])
-        s = stats[path]
-        with s["mem"]:
-            t0 = time.perf_counter()
-            s["tokens"] += step(path, todo[path].pop(0))
-            s["seconds"] += time.perf_counter() - t0
-        s["steps"] += 1
+        t0 = time.perf_counter()
+        stats[path]["tokens"] += paths[path][0](todo[path].pop(0))
+        stats[path]["seconds"] += time.perf_counter() - t0
+        stats[path]["steps"] += 1
 
     result = {
         p: {
@@ -179,19 +213,18 @@ def bench_train(out: str, quick: bool = False) -> int:
             "seconds": round(s["seconds"], 2),
             "optimizer_steps": s["steps"],
             "tokens_per_s": round(s["tokens"] / s["seconds"], 1),
-            "peak_step_mem_mb": round(s["mem"].delta_mb, 1),
-            "peak_rss_mb": round(s["mem"].abs_mb, 1),
+            **memory.get(p, {"peak_step_mem_mb": None, "peak_rss_mb": None}),
         }
         for p, s in stats.items()
     }
-    padded_tokens = sum(len(b) * max(len(e) for e in b) for b in work["baseline"])
+    batches = paths["baseline"][1]
     report = {
         "bench": "train",
         "quick": quick,
         "machine": machine_info(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
         "model": model_name,
-        "method": "lora r=16 alpha=32 all-linear, fp32, AdamW lr 1e-4, no gradient checkpointing",
+        "method": "LoRA r=16 alpha=32 all-linear, fp32, AdamW lr 1e-4, no gradient checkpointing",
         "examples": {
             "source": source,
             "count": len(examples),
@@ -201,18 +234,22 @@ def bench_train(out: str, quick: bool = False) -> int:
             "max_len": max(len(e) for e in examples),
         },
         "ours": {
-            "batching": f"packed rows of <= {cfg.data.seq_len} tokens, 1 row per step",
-            "rows": len(work["ours"]),
+            "batching": f"packed rows of <= {cfg.data.seq_len} tokens, one row per optimizer step, "
+            "per-example causal attention, loss head on target tokens only",
+            "rows": len(paths["ours"][1]),
             **result["ours"],
         },
         "baseline": {
-            "batching": f"HF + PEFT, padded batches of {BASELINE_BATCH} in dataset order",
-            "padded_tokens": padded_tokens,
+            "batching": f"HF transformers + PEFT model(input_ids, attention_mask, labels), padded "
+            f"batches of {BASELINE_BATCH} in random order (as shared/bench/hf_peft_baseline.py)",
+            "padded_tokens": sum(len(b) * max(len(e) for e in b) for b in batches),
             **result["baseline"],
         },
         "ratio_tokens_per_s": round(result["ours"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 3),
         "goal_ratio": 1.5,
-        "notes": "interleaved steps, same examples once each, real tokens only; memory = RSS sampled every 2 ms",
+        "notes": "steps interleaved (the path with fewer tokens so far goes next), same examples once each, "
+        "tokens/s counts real tokens only; memory: resident set a first step adds, each path in a "
+        "fresh process, sampled every 2 ms (not measured in quick mode)",
     }
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
