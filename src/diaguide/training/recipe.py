@@ -67,6 +67,8 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     }[cfg.model.dtype]
     acc = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda and dtype == torch.bfloat16 else "no")
     set_seed(t.seed)
+    if not acc.is_main_process:  # one copy of each progress line, not one per process
+        logging.getLogger("diaguide").setLevel(logging.WARNING)
     method = get_method(cfg.method.name)
     quant = quantization_config(cfg, acc.device.type)  # QLoRA on CPU stops here, before any loading
 
@@ -125,11 +127,13 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     # Our loss head runs on target tokens only, so we do somewhat less work than this counts.
     flops_per_token = 4 * n_frozen + 6 * n_trainable
     log.info(
-        "model: %s, %s, %.1fM frozen + %.2fM trainable parameters",
+        "model: %s, %s, %.1fM frozen + %.2fM trainable parameters; %d process(es) on %s",
         cfg.model.name,
         cfg.method.name,
         n_frozen / 1e6,
         n_trainable / 1e6,
+        acc.num_processes,
+        acc.device.type,
     )
 
     # 4. Optimizer and schedule, counted in optimizer steps.
@@ -346,7 +350,9 @@ def _load_checkpoint(folder: Path, acc, model, optimizer, scheduler) -> tuple[in
         acc.load_state(str(folder / "accelerate"))
     else:
         set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=acc.device))
+        optimizer.load_state_dict(
+            torch.load(folder / "optimizer.pt", map_location="cpu")
+        )  # moved to the params by load
     state = torch.load(folder / "state.pt", weights_only=False)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch"])
