@@ -313,7 +313,9 @@ def _save_adapter(folder: Path, acc, module, model, cfg: Config) -> None:
     if acc.is_main_process:
         # record the name the user gave (e.g. "smollm2-135m"), which load_base_model resolves anywhere
         model.peft_config["default"].base_model_name_or_path = cfg.model.name
-        model.save_pretrained(folder, state_dict=state)
+        # save_embedding_layers=False: we never resize the vocabulary, and "auto" would ask the Hub about
+        # a base name like "smollm2-135m" that is not a local folder
+        model.save_pretrained(folder, state_dict=state, save_embedding_layers=False)
 
 
 def _save_checkpoint(out, step, epoch, micro, acc, module, model, optimizer, scheduler, keep: int) -> None:
@@ -324,7 +326,7 @@ def _save_checkpoint(out, step, epoch, micro, acc, module, model, optimizer, sch
     if _sharded(acc):
         acc.save_state(str(tmp / "accelerate"))
     elif acc.is_main_process:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, save_embedding_layers=False)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     if acc.is_main_process:
         torch.save(
