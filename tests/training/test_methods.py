@@ -19,12 +19,14 @@ METHODS = ("lora", "ptuning_v2")
 PREFIX = 8  # virtual tokens in tests (128 by default)
 
 
-def _wrapped(arch, method, **over):
+def _wrapped(arch, method, attn="sdpa", **over):
     extra = [f"{k}={v}" for k, v in over.items()]
     cfg = load_config(
         None, [f"method.name={method}", f"method.prefix.num_virtual_tokens={PREFIX}", "method.lora.dropout=0", *extra]
     )
-    model = apply_method(tiny_model(arch), cfg)
+    base = tiny_model(arch)
+    base.config._attn_implementation = attn
+    model = apply_method(base, cfg)
     return model, TargetLoss(model, PREFIX if method == "ptuning_v2" else 0)
 
 
@@ -46,10 +48,11 @@ def test_method_trains_and_loss_falls(arch, method, tok):
     assert losses[-1] < 0.6 * losses[0], losses
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("arch", "attn"), [*((a, "sdpa") for a in ARCHS), ("llama", "eager"), ("glm4", "eager")])
 @pytest.mark.parametrize("method", METHODS)
-def test_packed_loss_equals_one_example_at_a_time(arch, method, tok):
-    model, module = _wrapped(arch, method)
+def test_packed_loss_equals_one_example_at_a_time(arch, attn, method, tok):
+    model, module = _wrapped(arch, method, attn)
+    assert module.packed_attention == (attn == "sdpa")
     for p in model.parameters():
         if p.requires_grad:  # LoRA B starts at zero: make the adapter matter
             torch.nn.init.normal_(p, std=0.2)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diaguide.errors import ConfigError
 from diaguide.training.attention import NAME as PACKED
 from diaguide.training.attention import bounds_of
 from diaguide.training.attention import register as register_packed_attention
@@ -52,8 +53,8 @@ class TargetLoss(nn.Module):
         decoder, _ = self._decoder_and_head()
         extra = {"packed_bounds": bounds_of(segments)} if self.packed_attention else {}
         if not self.prefix_len:
-            # no mask: transformers reads the restarting position ids as packed sequences and builds the
-            # block-diagonal causal mask itself (or uses varlen flash attention)
+            # no mask: packed attention takes the bounds; otherwise transformers reads the restarting
+            # position ids as packed sequences (a block-diagonal mask for eager, varlen flash-attention)
             return decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra).last_hidden_state
         b = input_ids.shape[0]
         cache = self.peft.get_prompt(batch_size=b, max_cache_len=input_ids.shape[1] + self.prefix_len)
@@ -62,7 +63,9 @@ class TargetLoss(nn.Module):
         if impl == "eager":
             mask = block_causal_mask(segments, self.prefix_len, self._dtype())
         elif impl == "flash_attention_2":
-            raise NotImplementedError("prefix tuning with packed rows needs attn_implementation sdpa or eager")
+            raise ConfigError(
+                "prefix tuning with packed rows needs sdpa or eager attention", field="model.attn_implementation"
+            )
         # positions continue after the prefix, as PEFT's own forward and generate do
         return decoder(
             input_ids=input_ids,
