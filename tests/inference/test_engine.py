@@ -16,29 +16,9 @@ from diaguide.inference.engine import (
 )
 from diaguide.inference.hf_engine import HFEngine
 from diaguide.prompts import render_prompt
-from diaguide.records.schema import Visit
 
 UNSAFE = "GOAL: HbA1c <8.0%\nMED: start | glyburide | sulfonylurea | 5 mg | qd | add-on\nEND\n"
 SAFE = "GOAL: HbA1c <7.0%\nTREATMENT: Continue.\nMED: continue | linagliptin | dpp4i | 5 mg | qd\nEND\n"
-
-
-def old_ckd_visit(language: str = "en") -> Visit:
-    """80 years old, eGFR 25: glyburide is flagged (CKD and older adult)."""
-    return Visit.model_validate(
-        {
-            "visit_id": "v1",
-            "patient_id": "p1",
-            "date": "2025-03-01",
-            "language": language,
-            "patient": {"age": 80, "sex": "female", "weight_kg": 60},
-            "diagnoses": [{"system": "icd10", "code": "E11.9"}],
-            "labs": [
-                {"loinc": "33914-3", "value": 25, "date": "2025-02-20"},
-                {"loinc": "4548-4", "value": 8.4, "date": "2025-02-20"},
-            ],
-            "medications": [{"drug": "linagliptin", "dose": "5 mg", "frequency": "qd", "since": "2022-01-01"}],
-        }
-    )
 
 
 class Scripted:
@@ -70,8 +50,8 @@ class Recording:
         return self.inner.generate(prompts, max_new_tokens)
 
 
-def test_unsafe_medication_comes_back_with_its_finding() -> None:
-    visit = old_ckd_visit()
+def test_unsafe_medication_comes_back_with_its_finding(ckd) -> None:
+    visit = ckd()
     result = recommend(visit, Scripted(UNSAFE))
     assert result.status == "ok" and result.attempts == 1
     assert [m.drug for m in result.plan.medications] == ["glyburide"]
@@ -83,21 +63,21 @@ def test_unsafe_medication_comes_back_with_its_finding() -> None:
     assert any("glyburide" in f.drugs for f in plan.findings)
 
 
-def test_partial_answer_is_marked_and_still_checked() -> None:
+def test_partial_answer_is_marked_and_still_checked(ckd) -> None:
     cut = UNSAFE.replace("END\n", "LAB: 4548-")  # cut off mid-line by the token limit
     engine = Scripted(cut)
-    result = recommend(old_ckd_visit(), engine)
+    result = recommend(ckd(), engine)
     assert result.status == "partial"
     assert result.attempts == 2  # a truncated answer gets the strict retry too
     assert any("glyburide" in f.drugs for f in result.plan.findings)
     assert result.plan.labs == []  # the cut-off line is dropped, not half-read
-    plan = recommend_with_model(old_ckd_visit("zh"), engine=Scripted(cut))
+    plan = recommend_with_model(ckd("zh"), engine=Scripted(cut))
     assert plan.prompts[0] == PARTIAL_NOTE["zh"]
     assert any("glyburide" in f.drugs for f in plan.findings)
 
 
-def test_strict_retry_can_rescue_an_unreadable_answer() -> None:
-    visit = old_ckd_visit()
+def test_strict_retry_can_rescue_an_unreadable_answer(ckd) -> None:
+    visit = ckd()
     engine = Scripted("I think the patient should see a doctor.", SAFE)
     result = recommend(visit, engine)
     assert result.status == "ok" and result.attempts == 2
@@ -106,13 +86,13 @@ def test_strict_retry_can_rescue_an_unreadable_answer() -> None:
     assert result.raw_text == SAFE
 
 
-def test_treatment_prose_alone_is_no_suggestion() -> None:
-    result = recommend(old_ckd_visit(), Scripted("TREATMENT: keep going.\nEND\n"))
+def test_treatment_prose_alone_is_no_suggestion(ckd) -> None:
+    result = recommend(ckd(), Scripted("TREATMENT: keep going.\nEND\n"))
     assert result.status == "no_suggestion" and result.plan is None and result.attempts == 2
 
 
-def test_tiny_model_garbage_retries_strict_then_no_suggestion(lively, tok) -> None:
-    visit = old_ckd_visit()
+def test_tiny_model_garbage_retries_strict_then_no_suggestion(lively, tok, ckd) -> None:
+    visit = ckd()
     engine = Recording(HFEngine(model=lively, tokenizer=tok))
     result = recommend(visit, engine, max_new_tokens=12)
     assert isinstance(result, ModelResult)
@@ -123,8 +103,8 @@ def test_tiny_model_garbage_retries_strict_then_no_suggestion(lively, tok) -> No
         recommend_with_model(visit, engine=Scripted("???"))
 
 
-def test_batch_results_keep_visit_order_and_record_the_model() -> None:
-    visits = [old_ckd_visit(), old_ckd_visit("zh")]
+def test_batch_results_keep_visit_order_and_record_the_model(ckd) -> None:
+    visits = [ckd(), ckd("zh")]
     engine = Scripted(UNSAFE)
     results = recommend_many(visits, engine)
     assert isinstance(engine, Engine)

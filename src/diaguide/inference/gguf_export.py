@@ -17,6 +17,7 @@ block formats), so `q4_1` and `q8_0` files are the same bytes llama.cpp's quanti
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -100,6 +101,14 @@ def _check_reference(reader, config, source: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=2)
+def _reader(path: Path):
+    """A parsed GGUF (memory-mapped; parsing its ~100k tokenizer strings takes seconds, so it is done once)."""
+    from gguf import GGUFReader
+
+    return GGUFReader(path)
+
+
 def default_reference(vocab_size: int) -> Path | None:
     """The bundled SmolLM2 GGUF when its tokenizer fits a vocabulary of this size (fine-tunes of it do)."""
     from diaguide.inference.base_model import bundled_gguf
@@ -108,10 +117,8 @@ def default_reference(vocab_size: int) -> Path | None:
         path = bundled_gguf()
     except ModelError:
         return None
-    from gguf import GGUFReader
-
-    tokens = GGUFReader(path).fields.get("tokenizer.ggml.tokens")
-    return path if tokens is not None and len(tokens.data) == vocab_size else None
+    tokens = _reader(path).fields.get("tokenizer.ggml.tokens")
+    return path.resolve() if tokens is not None and len(tokens.data) == vocab_size else None
 
 
 def _tensor_type(name: str, array: np.ndarray, ftype: str):
@@ -173,7 +180,7 @@ def export_gguf(
     Raises:
         ModelError: not a llama-architecture model, no usable reference tokenizer, or an unknown ftype.
     """
-    from gguf import GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType, quants
+    from gguf import GGUFValueType, GGUFWriter, LlamaFileType, quants
 
     if ftype not in FTYPES:
         raise ModelError(f"unknown GGUF type {ftype!r} (one of {', '.join(FTYPES)})", field="ftype")
@@ -187,7 +194,7 @@ def export_gguf(
             "GGUF export needs a reference GGUF with this model's tokenizer (reference_gguf=...); "
             f"the bundled SmolLM2 file does not fit a vocabulary of {cfg.vocab_size}"
         )
-    reader = GGUFReader(reference)
+    reader = _reader(reference.resolve())
     _check_reference(reader, cfg, str(reference))
 
     out = Path(out_path)

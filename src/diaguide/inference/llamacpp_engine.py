@@ -57,6 +57,7 @@ class LlamaCppEngine:
         n_ctx: context window in tokens (prompt + reply).
         n_threads: CPU threads; None uses every core.
         model_name, adapter_version: recorded with every result.
+        **llama_kwargs: passed to `llama_cpp.Llama` (e.g. type_k/type_v for the KV cache's precision).
     """
 
     kind = "llama.cpp"
@@ -69,6 +70,7 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         model_name: str | None = None,
         adapter_version: str | None = None,
+        **llama_kwargs: Any,
     ):
         t0 = time.perf_counter()
         path = Path(gguf_path)
@@ -82,6 +84,7 @@ class LlamaCppEngine:
                 n_threads=n_threads or os.cpu_count(),
                 n_batch=512,
                 verbose=False,
+                **llama_kwargs,
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp cannot load it: {exc}", source=str(path)) from None

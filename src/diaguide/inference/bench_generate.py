@@ -1,0 +1,180 @@
+"""`diaguide bench generate --out FILE.json`: how fast each engine turns visits into plans, all in one run.
+
+Measured on the same visits of the seeded synthetic cohort, on this machine, one after another:
+
+* transformers, one visit at a time and all visits in one batch (the baseline: batching must give >= 2x);
+* llama.cpp single-stream (the CPU serving engine: goal >= 100 tokens/s), on the bundled GGUF or on the
+  fine-tuned adapter merged and exported to GGUF, and (full run) our own Q8_0 export of the same weights;
+* the latency of one whole recommendation (prompt, generation, parse, strict retry, safety check) with the
+  serving engine: p50 over a few visits, goal under 3 s.
+
+Throughput runs generate a fixed budget of new tokens per visit (stopping earlier at end-of-turn), so the
+engines do comparable work; the latency run uses the engine's real limit. Model load times are recorded too.
+The JSON says which model ran (the base model when no fine-tuned adapter exists yet) and the load average,
+since other jobs on a shared machine slow every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from diaguide.bench import machine_info
+from diaguide.inference.engine import Engine, recommend
+from diaguide.prompts import render_prompt
+
+log = logging.getLogger(__name__)
+
+GOALS = {"serving_tokens_per_s": 100.0, "single_visit_p50_s": 3.0, "batched_speedup": 2.0}
+
+
+def _visits(n: int, seed: int = 0):
+    from diaguide.cohort.generate import generate_cohort
+
+    records = generate_cohort(patients=max(4, n), seed=seed, lang="en")
+    # one visit per patient, the latest (it has history): the case a physician asks about
+    latest: dict[str, Any] = {}
+    for r in records:
+        latest[r.visit.patient_id] = r.visit
+    return list(latest.values())[:n]
+
+
+def throughput(engine: Engine, prompts: list[str], max_new_tokens: int) -> dict[str, Any]:
+    """Visits/s and new tokens/s of one `generate` call over all prompts."""
+    t0 = time.perf_counter()
+    gens = engine.generate(prompts, max_new_tokens=max_new_tokens)
+    seconds = time.perf_counter() - t0
+    new = sum(g.new_tokens for g in gens)
+    return {
+        "visits": len(prompts),
+        "seconds": round(seconds, 3),
+        "visits_per_s": round(len(prompts) / seconds, 4),
+        "new_tokens": new,
+        "tokens_per_s": round(new / seconds, 2),
+        "prompt_tokens": sum(g.prompt_tokens for g in gens),
+        "stopped_at_end_of_turn": sum(g.finished for g in gens),
+    }
+
+
+def latency(engine: Engine, visits: list, region: str = "ada") -> dict[str, Any]:
+    """Wall time of whole recommendations, one visit at a time (p50, max, statuses)."""
+    rows = []
+    for v in visits:
+        t0 = time.perf_counter()
+        r = recommend(v, engine, region=region)
+        rows.append({"seconds": time.perf_counter() - t0, "status": r.status, "attempts": r.attempts, "tokens": r.new_tokens})
+    secs = [r["seconds"] for r in rows]
+    return {
+        "visits": len(rows),
+        "p50_s": round(statistics.median(secs), 3),
+        "max_s": round(max(secs), 3),
+        "statuses": {s: sum(r["status"] == s for r in rows) for s in ("ok", "partial", "no_suggestion")},
+        "mean_attempts": round(statistics.mean(r["attempts"] for r in rows), 2),
+        "mean_new_tokens": round(statistics.mean(r["tokens"] for r in rows), 1),
+    }
+
+
+def _model_section(adapter: Path | None) -> dict[str, Any]:
+    from diaguide.inference.engine import adapter_info, adapter_version
+
+    if adapter is None:
+        return {
+            "base": "smollm2-135m",
+            "fine_tuned": False,
+            "note": "no fine-tuned adapter in models/ yet: the base SmolLM2-135M-Instruct was measured",
+        }
+    info = adapter_info(adapter)
+    return {
+        "base": info.get("base_model_name_or_path"),
+        "fine_tuned": True,
+        "adapter": str(adapter),
+        "peft_type": info.get("peft_type"),
+        "adapter_version": adapter_version(adapter),
+    }
+
+
+def bench_generate(out: str, quick: bool = False) -> int:
+    """Run the generation benchmark and write its JSON to `out`; 0 on success."""
+    from diaguide.inference.hf_engine import HFEngine
+    from diaguide.inference.registry import default_adapter, llamacpp_available, merged_gguf
+
+    n = 3 if quick else 6
+    budget = 48 if quick else 200  # new tokens per visit in the throughput runs (a typical plan is ~200)
+    adapter = default_adapter()
+    visits = _visits(n)
+    prompts = [render_prompt(v) for v in visits]
+    result: dict[str, Any] = {
+        "bench": "generate",
+        "quick": quick,
+        "machine": machine_info(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "model": _model_section(adapter),
+        "settings": {"visits": n, "new_token_budget": budget, "greedy": True, "threads": os.cpu_count()},
+        "engines": {},
+    }
+
+    t0 = time.perf_counter()
+    hf = HFEngine(adapter=adapter, batch_size=1)
+    hf_load = time.perf_counter() - t0
+    one = throughput(hf, prompts, budget)
+    hf.batch_size = n
+    batched = throughput(hf, prompts, budget)
+    result["engines"]["transformers"] = {
+        "dtype": str(next(hf.model.parameters()).dtype),
+        "load_s": round(hf_load, 3),
+        "one_at_a_time": one,
+        "batched": {**batched, "batch_size": n},
+        "batched_speedup": round(batched["visits_per_s"] / one["visits_per_s"], 2),
+    }
+    del hf
+
+    serving: dict[str, Any] | None = None
+    if llamacpp_available():
+        from diaguide.inference.base_model import bundled_gguf, load_tokenizer
+        from diaguide.inference.llamacpp_engine import LlamaCppEngine
+
+        tok = load_tokenizer()
+        files = {"bundled_q4_1": bundled_gguf()} if adapter is None else {"merged_q8_0": merged_gguf(adapter)}
+        if adapter is None and not quick:
+            from diaguide.inference.base_model import load_base_model
+            from diaguide.inference.gguf_export import export_gguf
+
+            base, _ = load_base_model()
+            files["exported_q8_0"] = export_gguf(base, Path(tempfile.mkdtemp()) / "smollm2-q8_0.gguf")
+            del base
+        for name, path in files.items():
+            t0 = time.perf_counter()
+            eng = LlamaCppEngine(path, tokenizer=tok, model_name=result["model"]["base"])
+            load_s = time.perf_counter() - t0
+            entry = {"file": Path(path).name, "load_s": round(load_s, 3), "single_stream": throughput(eng, prompts, budget)}
+            if serving is None:
+                entry["latency"] = latency(eng, visits[: (2 if quick else 5)])
+                serving = entry
+            result["engines"][f"llama.cpp/{name}"] = entry
+    else:
+        result["engines"]["llama.cpp"] = {"skipped": "llama-cpp-python is not installed (pip install 'diaguide[llamacpp]')"}
+
+    tf = result["engines"]["transformers"]
+    goals = {"batched_speedup": {"value": tf["batched_speedup"], "goal": f">= {GOALS['batched_speedup']}"}}
+    if serving is not None:
+        goals["serving_tokens_per_s"] = {
+            "value": serving["single_stream"]["tokens_per_s"],
+            "goal": f">= {GOALS['serving_tokens_per_s']}",
+        }
+        goals["single_visit_p50_s"] = {"value": serving["latency"]["p50_s"], "goal": f"< {GOALS['single_visit_p50_s']}"}
+    for key, g in goals.items():
+        g["met"] = g["value"] < GOALS[key] if key == "single_visit_p50_s" else g["value"] >= GOALS[key]
+    result["goals"] = goals
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}: " + ", ".join(f"{k} {g['value']} ({'met' if g['met'] else 'not met'})" for k, g in goals.items()))
+    return 0
