@@ -9,7 +9,7 @@ Measured on the same visits of the seeded synthetic cohort, on this machine, one
   serving engine: p50 over a few visits, goal under 3 s.
 
 Throughput runs generate a fixed budget of new tokens per visit (stopping earlier at end-of-turn), so the
-engines do comparable work; the latency run uses the engine's real limit. Model load times are recorded too.
+engines do comparable work; the latency run uses the engine's real limit (the quick run, the budget). Model load times are recorded too.
 The JSON says which model ran (the base model when no fine-tuned adapter exists yet) and the load average,
 since other jobs on a shared machine slow every figure.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from diaguide.bench import machine_info
-from diaguide.inference.engine import Engine, recommend
+from diaguide.inference.engine import MAX_NEW_TOKENS, Engine, recommend
 from diaguide.prompts import render_prompt
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,19 @@ def throughput(engine: Engine, prompts: list[str], max_new_tokens: int) -> dict[
     }
 
 
-def latency(engine: Engine, visits: list, region: str = "ada") -> dict[str, Any]:
+def latency(engine: Engine, visits: list, max_new_tokens: int = MAX_NEW_TOKENS, region: str = "ada") -> dict[str, Any]:
     """Wall time of whole recommendations, one visit at a time (p50, max, statuses)."""
     rows = []
     for v in visits:
         t0 = time.perf_counter()
-        r = recommend(v, engine, region=region)
-        rows.append({"seconds": time.perf_counter() - t0, "status": r.status, "attempts": r.attempts, "tokens": r.new_tokens})
+        r = recommend(v, engine, region=region, max_new_tokens=max_new_tokens)
+        rows.append(
+            {"seconds": time.perf_counter() - t0, "status": r.status, "attempts": r.attempts, "tokens": r.new_tokens}
+        )
     secs = [r["seconds"] for r in rows]
     return {
         "visits": len(rows),
+        "max_new_tokens": max_new_tokens,
         "p50_s": round(statistics.median(secs), 3),
         "max_s": round(max(secs), 3),
         "statuses": {s: sum(r["status"] == s for r in rows) for s in ("ok", "partial", "no_suggestion")},
@@ -104,8 +107,8 @@ def bench_generate(out: str, quick: bool = False) -> int:
     from diaguide.inference.hf_engine import HFEngine
     from diaguide.inference.registry import default_adapter, llamacpp_available, merged_gguf
 
-    n = 3 if quick else 6
-    budget = 48 if quick else 200  # new tokens per visit in the throughput runs (a typical plan is ~200)
+    n = 3 if quick else 4
+    budget = 32 if quick else 160  # new tokens per visit in the throughput runs (a typical plan is ~200)
     adapter = default_adapter()
     visits = _visits(n)
     prompts = [render_prompt(v) for v in visits]
@@ -152,13 +155,19 @@ def bench_generate(out: str, quick: bool = False) -> int:
             t0 = time.perf_counter()
             eng = LlamaCppEngine(path, tokenizer=tok, model_name=result["model"]["base"])
             load_s = time.perf_counter() - t0
-            entry = {"file": Path(path).name, "load_s": round(load_s, 3), "single_stream": throughput(eng, prompts, budget)}
+            entry = {
+                "file": Path(path).name,
+                "load_s": round(load_s, 3),
+                "single_stream": throughput(eng, prompts, budget),
+            }
             if serving is None:
-                entry["latency"] = latency(eng, visits[: (2 if quick else 5)])
+                entry["latency"] = latency(eng, visits[: (1 if quick else 3)], budget if quick else MAX_NEW_TOKENS)
                 serving = entry
             result["engines"][f"llama.cpp/{name}"] = entry
     else:
-        result["engines"]["llama.cpp"] = {"skipped": "llama-cpp-python is not installed (pip install 'diaguide[llamacpp]')"}
+        result["engines"]["llama.cpp"] = {
+            "skipped": "llama-cpp-python is not installed (pip install 'diaguide[llamacpp]')"
+        }
 
     tf = result["engines"]["transformers"]
     goals = {"batched_speedup": {"value": tf["batched_speedup"], "goal": f">= {GOALS['batched_speedup']}"}}
@@ -176,5 +185,8 @@ def bench_generate(out: str, quick: bool = False) -> int:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}: " + ", ".join(f"{k} {g['value']} ({'met' if g['met'] else 'not met'})" for k, g in goals.items()))
+    print(
+        f"wrote {path}: "
+        + ", ".join(f"{k} {g['value']} ({'met' if g['met'] else 'not met'})" for k, g in goals.items())
+    )
     return 0

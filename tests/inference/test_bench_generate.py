@@ -1,0 +1,30 @@
+"""`diaguide bench generate --quick` writes the JSON a reader of bench/results expects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
+    from diaguide.inference.bench_generate import bench_generate
+
+    out = tmp_path / "generate.json"
+    assert bench_generate(out=str(out), quick=True) == 0
+    data = json.loads(out.read_text())
+    assert data["machine"]["cpu_count"] and data["model"]["base"]
+    tf = data["engines"]["transformers"]
+    for run in (tf["one_at_a_time"], tf["batched"]):
+        assert run["visits"] == 3 and run["new_tokens"] > 0 and run["tokens_per_s"] > 0
+    assert tf["batched_speedup"] == pytest.approx(
+        tf["batched"]["visits_per_s"] / tf["one_at_a_time"]["visits_per_s"], rel=0.01
+    )
+    assert set(data["goals"]) >= {"batched_speedup"}
+    for goal in data["goals"].values():
+        assert isinstance(goal["met"], bool)
+    cpp = [v for k, v in data["engines"].items() if k.startswith("llama.cpp/")]
+    if cpp:  # llama-cpp-python installed: the serving engine was measured, latency included
+        assert cpp[0]["single_stream"]["tokens_per_s"] > 0 and cpp[0]["latency"]["p50_s"] > 0
+        assert {"serving_tokens_per_s", "single_visit_p50_s"} <= set(data["goals"])
