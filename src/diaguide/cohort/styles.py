@@ -152,15 +152,20 @@ def _add_basal_or_titrate(ctx: Context, d: Decision) -> None:
         d.start("insulin_glargine", "insulin_high_a1c", units=_basal_units(ctx))
 
 
+def _metformin_then_cardiorenal(ctx: Context, d: Decision) -> None:
+    """Metformin first line, then an SGLT2i for heart failure or CKD whatever the HbA1c (ADA 2025 §9)."""
+    if not ctx.on("metformin") and not ctx.profile.metformin_intolerant and ctx.egfr >= 45:
+        d.start("metformin", "first_line")
+    if (ctx.profile.hf or ctx.ckd) and not d.has_class("sglt2i") and ctx.egfr >= 20:
+        d.start("empagliflozin" if not ctx.zh else "dapagliflozin", "hf" if ctx.profile.hf else "ckd")
+
+
 def guideline_strict(ctx: Context) -> Decision:
     """ADA Standards 2025 §9: cardiorenal indications first, then glycaemia by patient factors."""
     d, done = _common(ctx, _goal(ctx, older_goal=7.0))
     if done:
         return d
-    if not ctx.on("metformin") and not ctx.profile.metformin_intolerant and ctx.egfr >= 45:
-        d.start("metformin", "first_line")
-    if (ctx.profile.hf or ctx.ckd) and not d.has_class("sglt2i") and ctx.egfr >= 20:
-        d.start("empagliflozin" if not ctx.zh else "dapagliflozin", "hf" if ctx.profile.hf else "ckd")
+    _metformin_then_cardiorenal(ctx, d)
     if (ctx.profile.ascvd or (ctx.obese and ctx.a1c > d.goal)) and not any(d.has_class(c) for c in INCRETIN):
         d.stop_class("dpp4i", "replace_dpp4i")
         d.start(_pick(ctx, GLP1_ZH if ctx.zh else GLP1_EN), "ascvd" if ctx.profile.ascvd else "obesity")
@@ -264,10 +269,7 @@ def insulin_early(ctx: Context) -> Decision:
     d, done = _common(ctx, _goal(ctx, older_goal=7.0))
     if done:
         return d
-    if not ctx.on("metformin") and not ctx.profile.metformin_intolerant and ctx.egfr >= 45:
-        d.start("metformin", "first_line")
-    if (ctx.profile.hf or ctx.ckd) and not d.has_class("sglt2i") and ctx.egfr >= 20:
-        d.start("empagliflozin" if not ctx.zh else "dapagliflozin", "hf" if ctx.profile.hf else "ckd")
+    _metformin_then_cardiorenal(ctx, d)
     n_oral = sum(c in GLUCOSE_LOWERING_CLASSES and "insulin" not in c for c in ctx.classes())
     if ctx.a1c > d.goal and not ctx.hypo and (ctx.a1c >= 8.5 or n_oral >= 2 or ctx.on("basal_insulin")):
         basal = ctx.on("basal_insulin")
