@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 from diaguide.records.schema import Plan
 from diaguide.service import engine
 from diaguide.service.auth_users import authenticate, create_user
-from diaguide.service.deps import Admin, Ctx, User, audit_note
-from diaguide.service.store import AuditRecord, Feedback, Narrative, Recommendation, new_id
+from diaguide.service.deps import Admin, Context, Ctx, User, audit_note
+from diaguide.service.store import AuditRecord, Base, Feedback, Narrative, Recommendation, new_id
 
 router = APIRouter(prefix="/api/v1", tags=["REST API"])
 
@@ -171,19 +171,22 @@ async def create_recommendation(
     return to_out(row)
 
 
+def _stored(ctx: Context, model: type[Base], key: str, missing: str) -> Any:
+    """The stored row of `model` under `key`; a 404 saying `missing` when there is none."""
+    row = ctx.store.get(model, key)
+    if row is None:
+        raise HTTPException(404, missing)
+    return row
+
+
 @router.get("/recommendations/{rec_id}", response_model=RecommendationOut, summary="a stored recommendation")
 def get_recommendation(rec_id: str, ctx: Ctx, user: User) -> RecommendationOut:
-    row = ctx.store.get(Recommendation, rec_id)
-    if row is None:
-        raise HTTPException(404, "no such recommendation")
-    return to_out(row)
+    return to_out(_stored(ctx, Recommendation, rec_id, "no such recommendation"))
 
 
 @router.get("/narratives/{record_hash}", response_model=NarrativeOut, summary="the model narrative of a record")
 def get_narrative(record_hash: str, ctx: Ctx, user: User) -> NarrativeOut:
-    row = ctx.store.get(Narrative, record_hash)
-    if row is None:
-        raise HTTPException(404, "no narrative for this record")
+    row = _stored(ctx, Narrative, record_hash, "no narrative for this record")
     return NarrativeOut(record_hash=row.record_hash, status=row.status, text=row.text, model_version=row.model_version)
 
 
@@ -191,8 +194,8 @@ def get_narrative(record_hash: str, ctx: Ctx, user: User) -> NarrativeOut:
 def post_feedback(body: FeedbackIn, ctx: Ctx, user: User) -> FeedbackOut:
     if not body.recommendation_id and not body.card_uuid:
         raise HTTPException(400, "recommendation_id or card_uuid is required")
-    if body.recommendation_id and ctx.store.get(Recommendation, body.recommendation_id) is None:
-        raise HTTPException(404, "no such recommendation")
+    if body.recommendation_id:
+        _stored(ctx, Recommendation, body.recommendation_id, "no such recommendation")
     row = Feedback(
         channel="rest",
         recommendation_id=body.recommendation_id,
