@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
+from diaguide.records.jsonl import json_lines
 from diaguide.records.schema import Plan, Visit
 
 # The default held-out set is the test split of the very cohort the default adapters were
@@ -95,21 +96,16 @@ def read_examples(dataset: Path, split: str = "test") -> tuple[list[Example], li
         raise InputError(f"no {split}.jsonl here (expected a dataset folder)", source=str(dataset), field="dataset")
     examples, errors = [], []
     with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
+        for n, row in json_lines(fh):
+            if isinstance(row, json.JSONDecodeError):
+                errors.append(f"{path}:{n}: not JSON ({row.msg})")
+                continue
+            if not isinstance(row, dict):
+                errors.append(f"{path}:{n}: not a JSON object")
                 continue
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise TypeError("not a JSON object")
                 visit = Visit.model_validate(row.get("visit"))
                 plan = Plan.model_validate(row.get("plan"))
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{n}: not JSON ({exc.msg})")
-                continue
-            except TypeError as exc:
-                errors.append(f"{path}:{n}: {exc}")
-                continue
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "record"

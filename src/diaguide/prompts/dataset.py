@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from diaguide.errors import InputError
 from diaguide.prompts.render import render_prompt
 from diaguide.prompts.target import plan_to_text
+from diaguide.records.jsonl import json_lines
 from diaguide.records.schema import CohortRecord
 
 SPLITS = ("train", "val", "test")
@@ -72,13 +73,12 @@ def assign_splits(
 def _read_cohort(path: Path) -> tuple[list[CohortRecord], list[str]]:
     records, errors = [], []
     with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
+        for n, obj in json_lines(fh):
+            if isinstance(obj, json.JSONDecodeError):
+                errors.append(f"{path}:{n}: not JSON ({obj.msg})")
                 continue
             try:
-                records.append(CohortRecord.model_validate(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{n}: not JSON ({exc.msg})")
+                records.append(CohortRecord.model_validate(obj))
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "record"

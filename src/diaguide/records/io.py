@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
+from diaguide.records.jsonl import json_lines
 from diaguide.records.schema import Visit
 
 
@@ -71,13 +72,9 @@ def iter_visits(path: str | Path) -> Iterator[Visit]:
     """
     _read_head(path)
     with open(path, encoding="utf-8-sig") as stream:
-        for i, line in enumerate(stream, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON: {exc.msg}", source=f"{path} line {i}") from None
+        for i, data in json_lines(stream):
+            if isinstance(data, json.JSONDecodeError):
+                raise InputError(f"not valid JSON: {data.msg}", source=f"{path} line {i}")
             yield visit_from_json(data, f"{path} line {i}")
 
 

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from diaguide.errors import InputError
 from diaguide.knowledge.formulary import drug_class_of
 from diaguide.records import terminology
+from diaguide.records.jsonl import json_lines
 from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, load_mapping, parse_date
 from diaguide.records.schema import Allergy, Diagnosis, Lab, Medication, Patient, Visit, Vitals
 from diaguide.records.units import analyte_for, canonical_loinc, to_canonical
@@ -130,13 +131,9 @@ def _csv_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dict[
 
 def _jsonl_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError, list[str]]]:
     header: list[str] = []  # the keys of the first record stand for the file's columns
-    for i, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield i, InputError(f"not JSON: {exc.msg}", source=f"{path} line {i}"), header
+    for i, obj in json_lines(stream):
+        if isinstance(obj, json.JSONDecodeError):
+            yield i, InputError(f"not JSON: {obj.msg}", source=f"{path} line {i}"), header
             continue
         if not isinstance(obj, dict):
             yield i, InputError("not a JSON object", source=f"{path} line {i}"), header
