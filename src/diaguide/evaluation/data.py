@@ -4,7 +4,6 @@ seeded synthetic cohort built under `var/` the first time it is needed."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
+from diaguide.prompts.dataset import sha256_of as sha256_of  # the same hash as the manifest; re-exported for run.py
 from diaguide.records.jsonl import json_lines
 from diaguide.records.schema import Plan, Visit
 
@@ -49,14 +49,6 @@ class Example:
     language: str
     visit: Visit
     plan: Plan
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_dataset(root: Path = DEFAULT_ROOT, cohort: dict[str, Any] | None = None) -> Path:

@@ -27,7 +27,9 @@ SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks: the hashes in manifest.json, and what an
+    evaluation records of the test split it read."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -163,13 +165,13 @@ def build_dataset(
             "records": len(rows[name]),
             "patients": len({row["patient_id"] for row in rows[name]}),
             "languages": dict(sorted(languages.items())),
-            "sha256": _sha256(path),
+            "sha256": sha256_of(path),
             "prompt_chars": _lengths([len(row["prompt"]) for row in rows[name]]),
             "target_chars": _lengths([len(row["target"]) for row in rows[name]]),
         }
     manifest = {
         "format_version": FORMAT_VERSION,
-        "source": {"file": str(source), "sha256": _sha256(source), "records": len(records), "bad_lines": len(errors)},
+        "source": {"file": str(source), "sha256": sha256_of(source), "records": len(records), "bad_lines": len(errors)},
         "seed": seed,
         "options": {"history": history, "val_frac": val_frac, "test_frac": test_frac},
         "splits": splits,
