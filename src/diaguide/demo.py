@@ -75,9 +75,7 @@ def prepare(out: Path = DEMO_DIR, patients: int = 24, seed: int = 7) -> dict:
             severities.update(f.severity for f in plan.findings)
             levels[complexity(visit).level] += 1
             plans.append({"visit_id": visit.visit_id, "language": lang, "plan": plan.model_dump(mode="json")})
-    (out / "plans.jsonl").write_text(
-        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in plans), encoding="utf-8"
-    )
+    (out / "plans.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in plans), encoding="utf-8")
     summary.update(
         patients=len(plans),
         findings_by_severity=dict(sorted(severities.items())),
