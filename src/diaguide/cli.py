@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--merge", action="store_true")
     s.add_argument("--gguf", action="store_true")
+    s.add_argument("--publish", action="store_true", help="copy as a shipped model (fp16 weights + model card)")
+    s.add_argument("--metrics", default=None, help="evaluation metrics.json to quote in the model card")
 
     s = sub.add_parser("evaluate", help="score engines on the held-out split")
     s.add_argument("--out", required=True)

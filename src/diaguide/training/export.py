@@ -56,10 +56,16 @@ def _tokenizer_only(folder):
     return tok
 
 
-def export_command(adapter: str, out: str, merge: bool = False, gguf: bool = False) -> int:
-    """Write a merged model (`--merge`); GGUF export (`--gguf`) is not implemented yet."""
+def export_command(
+    adapter: str, out: str, merge: bool = False, gguf: bool = False, publish: bool = False, metrics: str | None = None
+) -> int:
+    """Write a merged model (`--merge`), or a shipped copy with its model card (`--publish`)."""
+    if publish:
+        from diaguide.training.publish import publish_adapter
+
+        return publish_adapter(adapter, out, metrics)
     if not merge and not gguf:
-        raise InputError("nothing to export: pass --merge and/or --gguf", source=adapter)
+        raise InputError("nothing to export: pass --merge, --gguf or --publish", source=adapter)
     if gguf:
         raise InputError(
             "GGUF export is not implemented yet; use --merge and convert with llama.cpp's convert_hf_to_gguf.py",

@@ -1,0 +1,66 @@
+"""Publishing an adapter: fp16 weights that match, a model card whose hashes match the files."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from diaguide import cli
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    save_file({"base_model.lora_A.weight": torch.randn(8, 16)}, str(run / "adapter_model.safetensors"))
+    (run / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "x"}))
+    cfg = {
+        "model": {"name": "smollm2-135m"},
+        "method": {"name": "lora"},
+        "data": {"dir": str(tmp_path / "nodata")},
+        "train": {"lr": 3e-4},
+    }
+    (run / "config.resolved.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "summary.json").write_text(json.dumps({"steps": 7, "loss": 1.2, "val_loss": 1.3}))
+    return run
+
+
+def _metrics(tmp_path):
+    value = {"value": 0.61, "low": 0.5, "high": 0.7}
+    path = tmp_path / "metrics.json"
+    path.write_text(
+        json.dumps(
+            {
+                "engines": {"lora": {"overall": {"n": 12, "metrics": {"med_class_f1": value}}}},
+                "dataset": {"path": "d", "sha256": "abc"},
+            }
+        )
+    )
+    return path
+
+
+def test_publish_halves_weights_and_writes_a_card_with_true_hashes(run_dir, tmp_path, capsys):
+    out = tmp_path / "models" / "smollm2-135m-lora"
+    status = cli.main(
+        ["export", "--adapter", str(run_dir), "--out", str(out), "--publish", "--metrics", str(_metrics(tmp_path))]
+    )
+    assert status == 0
+    original = load_file(str(run_dir / "adapter_model.safetensors"))["base_model.lora_A.weight"]
+    shipped = load_file(str(out / "adapter_model.safetensors"))["base_model.lora_A.weight"]
+    assert shipped.dtype == torch.float16
+    assert torch.allclose(shipped.float(), original, atol=1e-3)
+    card = (out / "README.md").read_text()
+    digest = hashlib.sha256((out / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert f"`adapter_model.safetensors` {digest}" in card
+    assert "| lora (this adapter) | 12 | 0.610 [0.50, 0.70]" in card
+    assert "steps 7" in card
+
+
+def test_publish_refuses_a_folder_without_an_adapter(tmp_path, capsys):
+    assert cli.main(["export", "--adapter", str(tmp_path), "--out", str(tmp_path / "o"), "--publish"]) == 2
+    err = capsys.readouterr().err
+    assert "not a trained adapter folder" in err and "Traceback" not in err
