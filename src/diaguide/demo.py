@@ -84,9 +84,26 @@ def prepare(out: Path = DEMO_DIR, patients: int = 24, seed: int = 7) -> dict:
     return summary
 
 
+def load_model() -> dict:
+    """Load the default model (the shipped LoRA adapter on SmolLM2, else the base model), timed."""
+    import time
+
+    from diaguide.inference.registry import default_adapter, get_engine
+
+    t0 = time.perf_counter()
+    engine = get_engine()
+    return {
+        "model": engine.model_name,
+        "adapter": str(default_adapter() or "none (base model)"),
+        "engine": engine.kind,
+        "load_seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def demo_command(host: str = "127.0.0.1", port: int = 8000, serve: bool = True) -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     summary = prepare(DEMO_DIR)
+    summary.update(load_model())
     print("DiaGuide demo (synthetic patients only)")
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -95,6 +112,9 @@ def demo_command(host: str = "127.0.0.1", port: int = 8000, serve: bool = True) 
     os.environ.setdefault("DIAGUIDE_DEMO", "1")
     os.environ.setdefault("DIAGUIDE_CDS_AUTH", "off")
     os.environ.setdefault("DIAGUIDE_SAMPLES", str(DEMO_DIR))
+    # the model's narrative is computed in the background and shown beside the checked plan
+    os.environ.setdefault("DIAGUIDE_NARRATOR", "diaguide.inference.narrator:model_narrator")
+    os.environ.setdefault("DIAGUIDE_MODEL_VERSION", str(summary["model"]))
     from diaguide.service.app import serve_command
 
     print(f"  serving the physician page on http://{host}:{port}/ (demo mode: auth off)", file=sys.stderr)
