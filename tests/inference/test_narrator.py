@@ -1,0 +1,23 @@
+"""The page's model narrative: the checked model plan, every finding on it, or a plain 'no suggestion'."""
+
+from __future__ import annotations
+
+from diaguide.inference import narrator
+from diaguide.records.schema import Plan
+
+from .test_engine import UNSAFE, Scripted
+
+
+def test_narrative_shows_the_flagged_drug_with_its_finding(ckd, monkeypatch) -> None:
+    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted(UNSAFE))
+    text = narrator.model_narrator(ckd(), Plan())
+    assert "glyburide" in text
+    finding_lines = [line for line in text.splitlines() if line.startswith("FINDING")]
+    assert finding_lines and any("glyburide" in line for line in finding_lines)
+    assert "adapter abc123" in text
+
+
+def test_unreadable_model_output_says_so(ckd, monkeypatch) -> None:
+    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted("lorem ipsum"))
+    visit = ckd()
+    assert narrator.model_narrator(visit, Plan()) == narrator._NO_SUGGESTION[visit.language]
