@@ -148,8 +148,11 @@ def test_an_engine_that_fails_while_generating_is_skipped(tmp_path: Path, small_
 
 def test_without_a_dataset_the_default_cohort_is_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import diaguide.evaluation.data as data
+    import diaguide.evaluation.model_engines as model_engines
     import diaguide.evaluation.run as run
 
+    # no shipped adapter in sight: the cohort comes from configs/smollm2-135m/lora.yaml's defaults
+    monkeypatch.setattr(model_engines, "MODELS_DIR", tmp_path / "models")
     real = data.default_dataset
     monkeypatch.setattr(run, "default_dataset", lambda cohort: real(tmp_path / "var", cohort={**cohort, "patients": 6}))
     first = evaluate(tmp_path / "out", engines=["rules"], limit=2, resamples=20)
