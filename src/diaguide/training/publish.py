@@ -58,16 +58,11 @@ def _half_weights(src: Path, dst: Path) -> None:
 
 
 def _dataset_manifest(cfg: dict) -> dict | None:
-    from diaguide.inference.base_model import cache_dir
+    from diaguide.training.config import DataSection
+    from diaguide.training.datasets import cohort_dataset_dir
 
-    data = cfg.get("data", {})
-    if data.get("dir"):
-        path = Path(data["dir"]) / "manifest.json"
-    else:
-        c = data.get("cohort", {})
-        path = (
-            cache_dir() / "datasets" / f"cohort-p{c.get('patients')}-s{c.get('seed')}-{c.get('lang')}" / "manifest.json"
-        )
+    data = DataSection.model_validate(cfg.get("data", {}))
+    path = (Path(data.dir) if data.dir else cohort_dataset_dir(data)) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
