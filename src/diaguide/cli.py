@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--lang", choices=["en", "zh"], default=None)
     s.add_argument("--dataset", default=None)
+    s.add_argument(
+        "--ablation", default="all", help="model engines also run without the visit history: all, none or a list"
+    )
+    s.add_argument("--cases", default=None, help="a folder of hand-written cases to check each engine against")
 
     s = sub.add_parser("serve", help="serve CDS Hooks, the REST API and the physician page")
     s.add_argument("--host", default="127.0.0.1")

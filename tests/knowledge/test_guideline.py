@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diaguide.errors import ConfigError
+from diaguide.evaluation.cases import concordance_errors
 from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.guideline import recommend
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
-from diaguide.records.units import canonical_loinc
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.json"))
 
@@ -31,41 +31,6 @@ def _load(path: Path) -> dict:
 
 def _actions(plan: Plan, cls: str) -> set[str]:
     return {m.action for m in plan.medications if m.drug_class == cls}
-
-
-def concordance_errors(plan: Plan, expect: dict) -> list[str]:
-    """Every way the plan departs from the case's expectations (empty when concordant)."""
-    errors = []
-    if "goal" in expect and plan.hba1c_goal != expect["goal"]:
-        errors.append(f"goal {plan.hba1c_goal} != {expect['goal']}")
-    for key, action in (("start", "start"), ("continue", "continue"), ("adjust", "adjust"), ("stop", "stop")):
-        for cls in expect.get(key, []):
-            if action not in _actions(plan, cls):
-                errors.append(f"{cls} not {action}ed (actions {_actions(plan, cls) or 'none'})")
-    for group in expect.get("start_any", []):
-        if not any("start" in _actions(plan, cls) for cls in group):
-            errors.append(f"none of {group} started")
-    for cls in expect.get("present", []):
-        if not _actions(plan, cls) - {"stop"}:
-            errors.append(f"{cls} missing from the plan")
-    for cls in expect.get("absent", []):
-        if _actions(plan, cls) - {"stop"}:
-            errors.append(f"{cls} must not be given (actions {_actions(plan, cls)})")
-    if expect.get("no_start"):
-        new = [
-            m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES
-        ]
-        if new:
-            errors.append(f"nothing should start, started {new}")
-    ordered = {canonical_loinc(lab.loinc) for lab in plan.labs}
-    for loinc in expect.get("labs", []):
-        if canonical_loinc(loinc) not in ordered:
-            errors.append(f"lab {loinc} not ordered (ordered {sorted(ordered)})")
-    prompts = " ".join(plan.prompts)
-    for words in expect.get("prompts", []):
-        if words not in prompts:
-            errors.append(f"no prompt mentions {words!r}")
-    return errors
 
 
 def test_there_are_enough_cases_in_both_languages():

@@ -206,6 +206,43 @@ def _table(engines: Mapping[str, Any]) -> str:
     return f"<table><tr><th>engine</th><th>visits</th>{head}</tr>{body}</table>"
 
 
+def _cases(engines: Mapping[str, Any]) -> str:
+    """Hand-written cases: one row per case, one column per engine (met, or what was missed)."""
+    with_cases = {name: s["cases"] for name, s in engines.items() if "cases" in s}
+    if not with_cases:
+        return ""
+    names = list(with_cases)
+    bad = ' class="bad"'
+    summary = "".join(
+        f"<tr><td>{_e(n)}</td><td>{c['concordant']} / {c['n']}</td><td>{c['goal_met_rate']:.2f}</td>"
+        f"<td>{c['avoids_forbidden_rate']:.2f}</td><td>{c['unsafe_proposed']}</td>"
+        f"<td{bad if c['unsafe_unflagged'] else ''}>{c['unsafe_unflagged']}</td></tr>"
+        for n, c in with_cases.items()
+    )
+    rows = {}
+    for n in names:
+        for r in with_cases[n]["cases"]:
+            text = "met" if r["concordant"] else "; ".join(r["errors"])
+            if r["unsafe_unflagged"]:
+                missing = _e(", ".join(r["unsafe_unflagged"]))
+                text = f'<span class="bad">shown without its finding: {missing}</span> ' + _e(text)
+            else:
+                flagged = _e(", ".join(r["unsafe_proposed"]))
+                text = _e(text) + (f" (flagged: {flagged})" if r["unsafe_proposed"] else "")
+            rows.setdefault(r["id"], {})[n] = text
+    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    body = "".join(
+        f"<tr><td>{_e(cid)}</td>" + "".join(f"<td>{cells.get(n, '')}</td>" for n in names) + "</tr>"
+        for cid, cells in rows.items()
+    )
+    parts = ", ".join(next(iter(with_cases.values()))["parts"])
+    return f"""<h2>Hand-written cases</h2><p>Each engine's plan against what the guideline requires ({_e(parts)});
+"forbidden" = classes the case says must not be given.</p>
+<table><tr><th>engine</th><th>concordant</th><th>goal met</th><th>avoids forbidden</th>
+<th>unsafe proposed</th><th>unsafe shown unflagged</th></tr>{summary}</table>
+<table><tr><th>case</th>{head}</tr>{body}</table>"""
+
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
 th{background:#f3f3f3}.bad{color:#b00020;font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:8px}
@@ -245,6 +282,7 @@ without its warning first, then flagged proposals, then lab tests).</p>{_worst(p
 <h2>Text overlap (for comparison with published fine-tunes only)</h2>
 <p>BLEU-4 on characters and ROUGE on jieba words, as ChatGLM's P-tuning v2 recipe scored; these reward wording,
 not clinical correctness.</p>{_text_figure(engines)}
+{_cases(engines)}
 <h2>All numbers (value [95% interval])</h2>{_table(engines)}"""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>DiaGuide evaluation</title>
 <style>{_STYLE}</style></head><body><h1>DiaGuide evaluation</h1>{intro}

@@ -2,8 +2,9 @@
 
 Writes `OUT/metrics.json` (figures with bootstrap 95% intervals per engine, overall, by
 language and by complexity stratum), `OUT/visits/<engine>.jsonl` (per-visit scores, ids and
-drug classes only: no patient text) and `OUT/report.html`. Model engines are also run
-without the visit history, as `<engine>@no_history`.
+drug classes only: no patient text), `OUT/predictions/<engine>.jsonl` (the model engines'
+answers, so a stopped run resumes; see cache.py) and `OUT/report.html`. Model engines are
+also run without the visit history, as `<engine>@no_history` (`--ablation` picks which).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from diaguide.errors import DiaGuideError, InputError
-from diaguide.evaluation import bootstrap
+from diaguide.evaluation import bootstrap, cache
+from diaguide.evaluation.cases import load_cases, score_cases
 from diaguide.evaluation.data import Example, default_dataset, read_examples, sha256_of, training_cohort
 from diaguide.evaluation.engines import (
     ENGINES,
@@ -25,6 +27,7 @@ from diaguide.evaluation.engines import (
     NO_HISTORY,
     Engine,
     EngineUnavailable,
+    Prediction,
     RulesEngine,
     build_engine,
 )
@@ -36,6 +39,7 @@ from diaguide.knowledge.regions import resolve_region
 from diaguide.safety.complexity import complexity
 
 LEVELS = ("low", "moderate", "high")
+CHUNK = 8  # visits generated between two saves of the predictions
 LANGUAGES = ("en", "zh")
 
 
@@ -55,11 +59,27 @@ def _strata(rows: list[dict[str, Any]], resamples: int, seed: int, unit: str) ->
 def _run_engine(
     engine: Engine, label: str, examples: list[Example], include_history: bool, context: dict[str, Any]
 ) -> dict[str, Any]:
+    visits = [e.visit for e in examples]
+
+    def predict(indices: list[int]) -> list[Prediction]:
+        got = engine.predict([visits[i] for i in indices], include_history)
+        if len(got) != len(indices):
+            raise RuntimeError(f"engine {label} returned {len(got)} predictions for {len(indices)} visits")
+        return got
+
+    saved = None if isinstance(engine, RulesEngine) else context["out"] / "predictions" / f"{label}.jsonl"
+    stamp = cache.fingerprint(
+        label=label,
+        model=getattr(engine, "info", None),
+        include_history=include_history,
+        region=context["region"],
+        dataset=context["dataset_sha256"],
+    )
     started = time.perf_counter()
-    predictions = engine.predict([e.visit for e in examples], include_history)
+    predictions, reused = cache.predict_resumable(saved, stamp, [e.id for e in examples], predict, chunk=CHUNK)
     seconds = time.perf_counter() - started
-    if len(predictions) != len(examples):
-        raise RuntimeError(f"engine {label} returned {len(predictions)} predictions for {len(examples)} visits")
+    if reused:
+        print(f"diaguide evaluate: {label}: reused {reused} saved predictions", file=sys.stderr)
     rows = score_predictions(examples, predictions, context["guideline"], context["levels"], context["region"])
     for example, row in zip(examples, rows, strict=True):
         row["patient_id"] = example.patient_id
@@ -73,7 +93,10 @@ def _run_engine(
             "model": getattr(engine, "info", None),
             "status": status,
             "seconds": round(seconds, 3),
-            "visits_per_s": round(len(examples) / seconds, 3) if seconds > 0 else None,
+            "reused_predictions": reused,
+            "visits_per_s": round((len(examples) - reused) / seconds, 3)
+            if seconds > 0 and reused < len(examples)
+            else None,
             **_strata(rows, context["resamples"], context["seed"], context["unit"]),
             "action_confusion": action_confusion(rows),
         },
@@ -89,8 +112,9 @@ def evaluate(
     region: str | None = None,
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     seed: int = bootstrap.DEFAULT_SEED,
-    history_ablation: bool = True,
+    history_ablation: bool | Sequence[str] = True,
     bootstrap_unit: str = "visit",
+    cases: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score the engines on the dataset's test split; write metrics.json, visits/ and report.html.
 
@@ -102,9 +126,12 @@ def evaluate(
         dataset: a dataset folder with test.jsonl; None builds the default cohort under var/.
         region: guideline region for the rules engine and the safety checker.
         resamples: bootstrap resamples; seed: their seed (same seed, same intervals).
-        history_ablation: also run every model engine without the visit history.
+        history_ablation: also run the model engines without the visit history: True for
+            every model engine, False for none, or the names of those to run.
         bootstrap_unit: `visit` (resample visits) or `patient` (resample whole patients, which
             accounts for visits of one patient being alike; wider intervals).
+        cases: a folder of hand-written cases (see cases.py); each engine's plans for them are
+            checked against the guideline's expectations, under `cases` in its summary.
 
     Returns:
         The metrics.json content, plus `skipped` (engine -> reason) and `errors` (bad dataset lines).
@@ -121,6 +148,7 @@ def evaluate(
             f"unknown bootstrap unit {bootstrap_unit!r}; expected visit or patient", field="bootstrap_unit"
         )
     region = resolve_region(region)
+    case_list = load_cases(cases) if cases is not None else None
     cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_ENGINES) if d is not None])
     folder = Path(dataset) if dataset is not None else default_dataset(cohort=cohort)
     examples, errors = read_examples(folder)
@@ -132,6 +160,8 @@ def evaluate(
     if not examples:
         raise InputError("no test visits left to score" + (f" in language {lang}" if lang else ""), source=str(folder))
     context = {
+        "out": Path(out),
+        "dataset_sha256": sha256_of(folder / "test.jsonl"),
         "region": region,
         "resamples": resamples,
         "seed": seed,
@@ -150,7 +180,8 @@ def evaluate(
             print(f"diaguide evaluate: skipped engine {exc.name}: {exc.reason}", file=sys.stderr)
             continue
         runs = [(engine.name, True)]
-        if history_ablation and not isinstance(engine, RulesEngine):
+        ablate = history_ablation if isinstance(history_ablation, bool) else engine.name in history_ablation
+        if ablate and not isinstance(engine, RulesEngine):
             runs.append((engine.name + NO_HISTORY, False))
         for label, include_history in runs:
             try:
@@ -160,6 +191,11 @@ def evaluate(
                 print(f"diaguide evaluate: skipped engine {label}: {skipped[label]}", file=sys.stderr)
                 continue
             results[label], per_visit[label] = done["summary"], done["rows"]
+            if case_list is not None and include_history:
+                try:
+                    results[label]["cases"] = score_cases(engine, case_list)
+                except DiaGuideError as exc:
+                    print(f"diaguide evaluate: {label}: hand-written cases failed: {exc.line()}", file=sys.stderr)
     metrics = {
         "engines": results,
         "reference": _physician_reference(examples, context),
@@ -179,7 +215,8 @@ def evaluate(
             "lang": lang,
             "region": region,
             "bootstrap": {"resamples": resamples, "seed": seed, "unit": bootstrap_unit, "interval": "percentile 95%"},
-            "history_ablation": history_ablation,
+            "cases": str(cases) if cases is not None else None,
+            "history_ablation": history_ablation if isinstance(history_ablation, bool) else list(history_ablation),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
         "machine": _machine(),
@@ -235,15 +272,22 @@ def evaluate_command(
     limit: int | None = None,
     lang: str | None = None,
     dataset: str | None = None,
+    ablation: str = "all",
+    cases: str | None = None,
 ) -> int:
-    """`diaguide evaluate`: 0 when every engine ran and every test line was read, else 1."""
-    names = [n.strip() for n in engines.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ENGINES]
-    if unknown or not names:
-        raise InputError(
-            f"unknown engine {', '.join(unknown) or '(none)'}; expected {','.join(ENGINES)}", field="engines"
-        )
-    result = evaluate(out, engines=names, limit=limit, lang=lang, dataset=dataset)
+    """`diaguide evaluate`: 0 when every engine ran and every test line was read, else 1.
+
+    `ablation`: which model engines also run without the visit history (`all`, `none`, or
+    names separated by commas)."""
+    names = _engine_names(engines, "engines", ENGINES)
+    ablate: bool | list[str] = (
+        True
+        if ablation == "all"
+        else False
+        if ablation == "none"
+        else _engine_names(ablation, "ablation", MODEL_ENGINES)
+    )
+    result = evaluate(out, engines=names, limit=limit, lang=lang, dataset=dataset, history_ablation=ablate, cases=cases)
     for line in result["errors"]:
         print(f"diaguide evaluate: error: {line}", file=sys.stderr)
     for label, summary in result["engines"].items():
@@ -251,9 +295,23 @@ def evaluate_command(
         print(
             f"{label:<24} n={summary['n']:<5} med_class_f1={_fmt(m['med_class_f1']['value'])} "
             f"parse_rate={_fmt(m['parse_rate']['value'])} unsafe_unflagged={_fmt(m['unsafe_unflagged_rate']['value'])}"
+            + (
+                f" cases={summary['cases']['concordant']}/{summary['cases']['n']}"
+                f" unsafe_unflagged_cases={summary['cases']['unsafe_unflagged']}"
+                if "cases" in summary
+                else ""
+            )
         )
     print(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'report.html'}")
     return 1 if result["skipped"] or result["errors"] else 0
+
+
+def _engine_names(text: str, field: str, allowed: Sequence[str]) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise InputError(f"unknown engine {', '.join(unknown) or '(none)'}; expected {','.join(allowed)}", field=field)
+    return names
 
 
 def _fmt(value: float | None) -> str:
