@@ -85,3 +85,11 @@ def test_evaluate_checks_the_cases_and_the_report_shows_them(tmp_path: Path, sma
     assert metrics["config"]["cases"] == str(CASES)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Hand-written cases" in html and "05_egfr25_on_metformin" in html
+
+
+def test_case_predictions_are_saved_and_reused(tmp_path: Path):
+    cases = load_cases(CASES)[:3]
+    saved = tmp_path / "m.cases.jsonl"
+    first = score_cases(canned_engine("m", lambda v, h: METFORMIN_TEXT), cases, saved=saved, stamp="s")
+    again = score_cases(canned_engine("m", lambda v, h: pytest.fail("generated again")), cases, saved=saved, stamp="s")
+    assert again == first

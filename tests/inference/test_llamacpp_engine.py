@@ -59,3 +59,16 @@ def test_bundled_model_serves_a_checked_recommendation(smollm2_tokenizer, ckd) -
     else:  # whatever it did propose has been through the checker
         expected = {f.rule_id for f in check(visit, result.plan)}
         assert expected <= {f.rule_id for f in result.plan.findings}
+
+
+def test_thread_count_from_the_environment(monkeypatch) -> None:
+    from diaguide.errors import ModelError
+    from diaguide.inference.llamacpp_engine import _env_threads
+
+    monkeypatch.delenv("DIAGUIDE_LLAMA_THREADS", raising=False)
+    assert _env_threads() is None
+    monkeypatch.setenv("DIAGUIDE_LLAMA_THREADS", "1")
+    assert _env_threads() == 1
+    monkeypatch.setenv("DIAGUIDE_LLAMA_THREADS", "two")
+    with pytest.raises(ModelError, match="DIAGUIDE_LLAMA_THREADS"):
+        _env_threads()

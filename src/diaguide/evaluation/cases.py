@@ -18,13 +18,15 @@ flags (`unsafe_proposed`), and did any such medication reach the output without 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from diaguide.errors import InputError
-from diaguide.evaluation.engines import Engine
+from diaguide.evaluation import cache
+from diaguide.evaluation.engines import Engine, Prediction
 from diaguide.evaluation.metrics import flags_on_proposed, unflagged
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
 from diaguide.records.units import canonical_loinc
@@ -117,41 +119,66 @@ def load_cases(folder: str | Path) -> list[dict[str, Any]]:
     return cases
 
 
-def score_cases(engine: Engine, cases: list[dict[str, Any]], parts: Iterable[str] = MODEL_PARTS) -> dict[str, Any]:
+def predict_cases(
+    engine: Engine, cases: list[dict[str, Any]], saved: Path | None = None, stamp: str = ""
+) -> list[Prediction]:
+    """The engine's prediction for each case, in the case's region (the engine's `region`
+    attribute is set per case and restored), saved under `saved` like the test split's."""
+    default_region = getattr(engine, "region", "ada")
+
+    def predict(indices: list[int]) -> list[Prediction]:
+        out = []
+        for i in indices:
+            engine.region = cases[i]["region"]
+            out += engine.predict([cases[i]["visit"]], True)
+        return out
+
+    try:
+        predictions, _ = cache.predict_resumable(saved, stamp, [c["id"] for c in cases], predict, chunk=4)
+    finally:
+        engine.region = default_region
+    return predictions
+
+
+def cases_fingerprint(cases: list[dict[str, Any]]) -> str:
+    """A hash of the cases' content, for the saved predictions' fingerprint."""
+    blob = json.dumps(
+        [[c["id"], c["region"], c["visit"].model_dump(mode="json")] for c in cases], sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def score_cases(
+    engine: Engine,
+    cases: list[dict[str, Any]],
+    parts: Iterable[str] = MODEL_PARTS,
+    saved: Path | None = None,
+    stamp: str = "",
+) -> dict[str, Any]:
     """Run the engine on each case (in the case's region) and check its plan.
 
-    The engine's `region` attribute is set per case, since the safety pass must use the case's
-    guideline region. Returns overall counts and one row per case (ids, errors, rule ids: no
-    patient text).
+    Returns overall counts and one row per case (ids, errors, rule ids: no patient text).
     """
     parts = tuple(parts)
     rows = []
-    default_region = getattr(engine, "region", "ada")
-    try:
-        for case in cases:
-            engine.region = case["region"]
-            [p] = engine.predict([case["visit"]], True)
-            visit, region = case["visit"], case["region"]
-            proposed_flags = (
-                flags_on_proposed(p.proposed, check(visit, p.proposed, region=region)) if p.proposed else []
-            )
-            output_missing = unflagged(p.plan, check(visit, p.plan, region=region)) if p.plan is not None else []
-            errors = concordance_errors(p.plan, case["expect"], parts) if p.plan is not None else ["no usable plan"]
-            rows.append(
-                {
-                    "id": case["id"],
-                    "region": region,
-                    "status": p.status,
-                    "concordant": not errors,
-                    "errors": errors,
-                    "goal_met": p.plan is not None and not concordance_errors(p.plan, case["expect"], (GOAL,)),
-                    "avoids_forbidden": p.plan is not None and _avoids(p.plan, case["expect"]),
-                    "unsafe_proposed": sorted({f.rule_id for f in proposed_flags}),
-                    "unsafe_unflagged": sorted({f.rule_id for f in output_missing}),
-                }
-            )
-    finally:
-        engine.region = default_region
+    for case, p in zip(cases, predict_cases(engine, cases, saved, stamp), strict=True):
+        visit, region = case["visit"], case["region"]
+        proposed_flags = flags_on_proposed(p.proposed, check(visit, p.proposed, region=region)) if p.proposed else []
+        output_missing = unflagged(p.plan, check(visit, p.plan, region=region)) if p.plan is not None else []
+        errors = concordance_errors(p.plan, case["expect"], parts) if p.plan is not None else ["no usable plan"]
+        rows.append(
+            {
+                "id": case["id"],
+                "region": region,
+                "status": p.status,
+                "concordant": not errors,
+                "errors": errors,
+                "goal_met": p.plan is not None and not concordance_errors(p.plan, case["expect"], (GOAL,)),
+                "avoids_forbidden": p.plan is not None and _avoids(p.plan, case["expect"]),
+                "unsafe_proposed": sorted({f.rule_id for f in proposed_flags}),
+                "unsafe_unflagged": sorted({f.rule_id for f in output_missing}),
+            }
+        )
     n = len(rows)
 
     def share(key: str) -> float:

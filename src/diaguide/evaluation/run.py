@@ -19,7 +19,7 @@ from typing import Any
 
 from diaguide.errors import DiaGuideError, InputError
 from diaguide.evaluation import bootstrap, cache
-from diaguide.evaluation.cases import load_cases, score_cases
+from diaguide.evaluation.cases import cases_fingerprint, load_cases, score_cases
 from diaguide.evaluation.data import Example, default_dataset, read_examples, sha256_of, training_cohort
 from diaguide.evaluation.engines import (
     ENGINES,
@@ -193,7 +193,13 @@ def evaluate(
             results[label], per_visit[label] = done["summary"], done["rows"]
             if case_list is not None and include_history:
                 try:
-                    results[label]["cases"] = score_cases(engine, case_list)
+                    saved = (
+                        None if isinstance(engine, RulesEngine) else Path(out) / "predictions" / f"{label}.cases.jsonl"
+                    )
+                    stamp = cache.fingerprint(
+                        label=label, model=getattr(engine, "info", None), cases=cases_fingerprint(case_list)
+                    )
+                    results[label]["cases"] = score_cases(engine, case_list, saved=saved, stamp=stamp)
                 except DiaGuideError as exc:
                     print(f"diaguide evaluate: {label}: hand-written cases failed: {exc.line()}", file=sys.stderr)
     metrics = {

@@ -55,7 +55,8 @@ class LlamaCppEngine:
         gguf_path: the GGUF model file.
         tokenizer: a loaded HF tokenizer, a folder holding one, or None (beside the GGUF, else from the GGUF).
         n_ctx: context window in tokens (prompt + reply).
-        n_threads: CPU threads; None uses every core.
+        n_threads: CPU threads; None uses $DIAGUIDE_LLAMA_THREADS, else every core (on a machine
+            shared with other jobs fewer threads than cores is often faster).
         model_name, adapter_version: recorded with every result.
         **llama_kwargs: passed to `llama_cpp.Llama` (e.g. type_k/type_v for the KV cache's precision).
     """
@@ -81,7 +82,7 @@ class LlamaCppEngine:
             self.llm = llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=n_threads or os.cpu_count(),
+                n_threads=n_threads or _env_threads() or os.cpu_count(),
                 n_batch=512,
                 verbose=False,
                 **llama_kwargs,
@@ -128,3 +129,14 @@ class LlamaCppEngine:
                 Generation(text=text, prompt_tokens=len(ids), new_tokens=len(new) + finished, finished=finished)
             )
         return results
+
+
+def _env_threads() -> int | None:
+    raw = os.environ.get("DIAGUIDE_LLAMA_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ModelError(
+            f"DIAGUIDE_LLAMA_THREADS must be a positive whole number, got {raw!r}", field="DIAGUIDE_LLAMA_THREADS"
+        )
+    return int(raw)
