@@ -150,13 +150,19 @@ class HFEngine:
         full_mask = torch.cat([torch.ones((b, n_prefix), dtype=mask.dtype, device=mask.device), mask], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0) + n_prefix  # padding's positions are masked anyway
         # transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns)
-        key = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        params = inspect.signature(base.forward).parameters
+        key = "cache" if "cache" in params else "past_key_values"
+        extra = {key: None, "logits_to_keep": 1} if "logits_to_keep" in params else {key: None}  # last column only
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
         new: list[torch.Tensor] = []
         step_ids = ids
         for _ in range(max_new_tokens):
             out = base(
-                input_ids=step_ids, attention_mask=full_mask, position_ids=positions, use_cache=True, **{key: cache}
+                input_ids=step_ids,
+                attention_mask=full_mask,
+                position_ids=positions,
+                use_cache=True,
+                **{**extra, key: cache},
             )
             cache = getattr(out, "cache", None) or out.past_key_values
             token = out.logits[:, -1].argmax(-1)
