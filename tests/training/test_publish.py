@@ -64,3 +64,20 @@ def test_publish_refuses_a_folder_without_an_adapter(tmp_path, capsys):
     assert cli.main(["export", "--adapter", str(tmp_path), "--out", str(tmp_path / "o"), "--publish"]) == 2
     err = capsys.readouterr().err
     assert "not a trained adapter folder" in err and "Traceback" not in err
+
+
+def test_publishing_in_place_refreshes_the_figures_and_keeps_the_training_facts(run_dir, tmp_path):
+    out = tmp_path / "models" / "smollm2-135m-lora"
+    assert cli.main(["export", "--adapter", str(run_dir), "--out", str(out), "--publish"]) == 0
+    assert "Not evaluated yet." in (out / "README.md").read_text()
+    facts = json.loads((out / "card.json").read_text())
+    weights = (out / "adapter_model.safetensors").read_bytes()
+    # a fresh checkout: file times no longer say how long training took
+    (out / "card.json").write_text(json.dumps({**facts, "wall_s": 3141, "device": "a 2-core CPU"}))
+    metrics = _metrics(tmp_path)
+    assert cli.main(["export", "--adapter", str(out), "--out", str(out), "--publish", "--metrics", str(metrics)]) == 0
+    card = (out / "README.md").read_text()
+    assert "| lora (this adapter) | 12 | 0.610 [0.50, 0.70]" in card
+    assert "3141 s wall time on a 2-core CPU" in card
+    assert (out / "adapter_model.safetensors").read_bytes() == weights
+    assert json.loads((out / "eval-metrics.json").read_text()) == json.loads(metrics.read_text())

@@ -3,6 +3,11 @@ and a model card that says how to reproduce it (config, data seed and hash, time
 
 `diaguide export --adapter runs/smollm2-135m-lora --out models/smollm2-135m-lora --publish
 [--metrics runs/eval/metrics.json]`
+
+Publishing a shipped folder onto itself (`--adapter models/x --out models/x --publish --metrics
+...`) refreshes its card with new evaluation figures: the training facts measured at the first
+publish (wall time, device) are kept in `card.json`, since a git checkout does not keep the
+file times they were read from.
 """
 
 from __future__ import annotations
@@ -81,12 +86,39 @@ def _figures(metrics_path: Path | None, engine: str) -> list[str]:
         marker = " (this adapter)" if name == engine else ""
         rows.append(f"| {name}{marker} | {overall.get('n', '-')} | " + " | ".join(cells) + " |")
     dataset = metrics.get("dataset", {})
+    cases = {n: r["cases"] for n, r in metrics.get("engines", {}).items() if "cases" in r}
+    if cases:
+        rows.append("")
+        rows.append(
+            "Hand-written outpatient cases (goal + medications as the guideline requires; unsafe = a medication the "
+            "checker flags): "
+            + "; ".join(
+                f"{n} {c['concordant']}/{c['n']} concordant, {c['unsafe_proposed']} unsafe proposed, "
+                f"{c['unsafe_unflagged']} shown without its finding"
+                for n, c in cases.items()
+            )
+            + "."
+        )
     rows.append("")
     rows.append(
         f"Held-out split: `{dataset.get('path', '?')}` (sha256 `{dataset.get('sha256', '?')}`); "
         "95% bootstrap intervals over visits."
     )
     return rows
+
+
+def _training_facts(run: Path) -> dict:
+    """Wall time and device of the training run: kept from an earlier publish (card.json), else measured."""
+    if (run / "card.json").is_file():
+        return json.loads((run / "card.json").read_text(encoding="utf-8"))
+    # wall time: from the resolved config (written at the start) to the summary (written at the end)
+    started, ended = run / "config.resolved.yaml", run / "summary.json"
+    wall = round(ended.stat().st_mtime - started.stat().st_mtime) if started.is_file() and ended.is_file() else "?"
+    from diaguide.bench import machine_info
+
+    machine = machine_info()
+    device = machine.get("accelerator") or f"{machine['processor']} ({machine['cpu_count']} cores, CPU)"
+    return {"wall_s": wall, "device": device}
 
 
 def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
@@ -100,11 +132,13 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
     if metrics_path is not None and not metrics_path.is_file():
         raise InputError("no such metrics file", source=metrics)
     target.mkdir(parents=True, exist_ok=True)
-    for name in _COPY:
-        if (run / name).is_file():
-            shutil.copy2(run / name, target / name)
-    _half_weights(weights, target / "adapter_model.safetensors")
-    if metrics_path is not None:
+    in_place = run.resolve() == target.resolve()
+    if not in_place:
+        for name in _COPY:
+            if (run / name).is_file():
+                shutil.copy2(run / name, target / name)
+        _half_weights(weights, target / "adapter_model.safetensors")
+    if metrics_path is not None and metrics_path.resolve() != (target / "eval-metrics.json").resolve():
         shutil.copy2(metrics_path, target / "eval-metrics.json")
 
     cfg = (
@@ -115,15 +149,11 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8")) if (run / "summary.json").is_file() else {}
     manifest = _dataset_manifest(cfg)
     method = cfg.get("method", {}).get("name", "?")
-    # wall time: from the resolved config (written at the start) to the summary (written at the end)
-    started, ended = run / "config.resolved.yaml", run / "summary.json"
-    wall = round(ended.stat().st_mtime - started.stat().st_mtime) if started.is_file() and ended.is_file() else "?"
-    from diaguide.bench import machine_info
-
-    machine = machine_info()
-    device = machine.get("accelerator") or f"{machine['processor']} ({machine['cpu_count']} cores, CPU)"
+    facts = _training_facts(run)
+    (target / "card.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    wall, device = facts["wall_s"], facts["device"]
     command = (run / "command.txt").read_text(encoding="utf-8").strip() if (run / "command.txt").is_file() else "?"
-    files = sorted(p for p in target.iterdir() if p.is_file() and p.name != "README.md")
+    files = sorted(p for p in target.iterdir() if p.is_file() and p.name not in ("README.md", "card.json"))
     lines = [
         f"# {target.name}",
         "",
