@@ -86,6 +86,12 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
 def test_limit_and_language_are_honoured(tmp_path: Path, small_dataset: Path, fake_models: None):
     result = evaluate(tmp_path / "a", engines=["rules"], limit=3, dataset=small_dataset, resamples=50)
     assert result["dataset"]["n"] == 3 and result["engines"]["rules"]["n"] == 3
+    # spread over the split, not the first three (which would be one or two patients)
+    every = read_examples(small_dataset)[0]
+    rows = (tmp_path / "a" / "visits" / "rules.jsonl").read_text(encoding="utf-8").splitlines()
+    picked = [json.loads(r)["id"] for r in rows]
+    assert picked == [every[i * len(every) // 3].id for i in range(3)]
+    assert len({e.patient_id for e in every if e.id in picked}) > 1
     result = evaluate(tmp_path / "b", engines=["rules"], lang="zh", dataset=small_dataset, resamples=50)
     assert result["config"]["lang"] == "zh" and result["dataset"]["n"] == result["engines"]["rules"]["n"]
     zh = [e for e in read_examples(small_dataset)[0] if e.language == "zh"]

@@ -121,7 +121,7 @@ def evaluate(
     Args:
         out: output folder.
         engines: engine names (`base`, `lora`, `ptuning_v2`, `rules`) or engine objects.
-        limit: score only the first N test visits (after the language filter).
+        limit: score only N test visits (after the language filter), spread evenly over the split.
         lang: keep only visits in this language (`en` or `zh`).
         dataset: a dataset folder with test.jsonl; None builds the default cohort under var/.
         region: guideline region for the rules engine and the safety checker.
@@ -155,8 +155,9 @@ def evaluate(
     total = len(examples)
     if lang:
         examples = [e for e in examples if e.language == lang]
-    if limit is not None:
-        examples = examples[:limit]
+    if limit is not None and limit < len(examples):
+        # spread over the split (visits are grouped by patient): a short run still sees many patients
+        examples = [examples[i * len(examples) // limit] for i in range(limit)]
     if not examples:
         raise InputError("no test visits left to score" + (f" in language {lang}" if lang else ""), source=str(folder))
     context = {

@@ -78,11 +78,13 @@ class LlamaCppEngine:
         if not path.is_file():
             raise ModelError("no such GGUF file", source=str(path))
         llama = _import_llama()
+        threads = n_threads or _env_threads() or os.cpu_count()
         try:
             self.llm = llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=n_threads or _env_threads() or os.cpu_count(),
+                n_threads=threads,
+                n_threads_batch=threads,  # prompt reading; llama-cpp-python would take every core
                 n_batch=512,
                 verbose=False,
                 **llama_kwargs,
