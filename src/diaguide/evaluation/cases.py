@@ -64,10 +64,10 @@ def concordance_errors(plan: Plan, expect: dict[str, Any], parts: Iterable[str] 
 
 def _medication_errors(plan: Plan, expect: dict[str, Any]) -> list[str]:
     errors = []
-    for key, action in (("start", "start"), ("continue", "continue"), ("adjust", "adjust"), ("stop", "stop")):
-        for cls in expect.get(key, []):
+    for action, done in (("start", "started"), ("continue", "continued"), ("adjust", "adjusted"), ("stop", "stopped")):
+        for cls in expect.get(action, []):
             if action not in _actions(plan, cls):
-                errors.append(f"{cls} not {action}ed (actions {_actions(plan, cls) or 'none'})")
+                errors.append(f"{cls} not {done} (actions {_actions(plan, cls) or 'none'})")
     for group in expect.get("start_any", []):
         if not any("start" in _actions(plan, cls) for cls in group):
             errors.append(f"none of {group} started")
