@@ -26,5 +26,8 @@ def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
         assert isinstance(goal["met"], bool)
     cpp = [v for k, v in data["engines"].items() if k.startswith("llama.cpp/")]
     if cpp:  # llama-cpp-python installed: the serving engine was measured, latency included
-        assert cpp[0]["single_stream"]["tokens_per_s"] > 0 and cpp[0]["latency"]["p50_s"] > 0
+        single = cpp[0]["single_stream"]
+        assert single["tokens_per_s"] > 0 and cpp[0]["latency"]["p50_s"] > 0
+        # decoding alone is faster than decoding with the prompt reading counted in
+        assert single["first_token_s_mean"] > 0 and single["decode_tokens_per_s"] > single["tokens_per_s"]
         assert {"serving_tokens_per_s", "single_visit_p50_s"} <= set(data["goals"])

@@ -8,7 +8,8 @@ Measured on the same visits of the seeded synthetic cohort, on this machine, one
 * the latency of one whole recommendation (prompt, generation, parse, strict retry, safety check) with the
   serving engine: p50 over a few visits, goal under 3 s.
 
-Throughput runs generate a fixed budget of new tokens per visit (stopping earlier at end-of-turn), so the
+For llama.cpp the single-stream figure is also split into the time to the first token (reading the prompt,
+~500 tokens here) and the steady decoding rate after it. Throughput runs generate a fixed budget of new tokens per visit (stopping earlier at end-of-turn), so the
 engines do comparable work; the latency run uses the engine's real limit (the quick run, the budget). Model load times are recorded too.
 The JSON says which model ran (the base model when no fine-tuned adapter exists yet) and the load average,
 since other jobs on a shared machine slow every figure.
@@ -51,15 +52,21 @@ def throughput(engine: Engine, prompts: list[str], max_new_tokens: int) -> dict[
     gens = engine.generate(prompts, max_new_tokens=max_new_tokens)
     seconds = time.perf_counter() - t0
     new = sum(g.new_tokens for g in gens)
-    return {
+    result = {
         "visits": len(prompts),
         "seconds": round(seconds, 3),
         "visits_per_s": round(len(prompts) / seconds, 4),
         "new_tokens": new,
-        "tokens_per_s": round(new / seconds, 2),
+        "tokens_per_s": round(new / seconds, 2),  # prompt reading included
         "prompt_tokens": sum(g.prompt_tokens for g in gens),
         "stopped_at_end_of_turn": sum(g.finished for g in gens),
     }
+    firsts = [g.first_token_s for g in gens]
+    if all(f is not None for f in firsts) and new > len(gens):
+        # a streaming engine: time to the first token (prompt reading) apart from the steady decoding rate
+        result["first_token_s_mean"] = round(statistics.mean(firsts), 3)
+        result["decode_tokens_per_s"] = round((new - len(gens)) / (seconds - sum(firsts)), 2)
+    return result
 
 
 def latency(engine: Engine, visits: list, max_new_tokens: int = MAX_NEW_TOKENS, region: str = "ada") -> dict[str, Any]:

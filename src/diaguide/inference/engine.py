@@ -45,6 +45,7 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     finished: bool  # stopped at end-of-turn rather than at the token limit
+    first_token_s: float | None = None  # prompt reading + first token, where the engine streams (llama.cpp)
 
 
 @runtime_checkable
