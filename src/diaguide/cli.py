@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ablation", default="all", help="model engines also run without the visit history: all, none or a list"
     )
     s.add_argument("--cases", default=None, help="a folder of hand-written cases to check each engine against")
+    s.add_argument("--cases-engines", default=None, help="only these engines on the cases (default: all)")
 
     s = sub.add_parser("serve", help="serve CDS Hooks, the REST API and the physician page")
     s.add_argument("--host", default="127.0.0.1")

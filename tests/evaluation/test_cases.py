@@ -49,19 +49,19 @@ def test_an_engine_that_drops_findings_is_caught():
 
 
 def test_the_engine_region_follows_the_case_and_is_restored():
-    seen: list[str] = []
+    seen: dict[str, str] = {}
     engine = RulesEngine(region="ada")
     original = engine.predict
 
     def spy(visits, include_history=True):
-        seen.append(engine.region)
+        seen.update({v.visit_id: engine.region for v in visits})
         return original(visits, include_history)
 
     engine.predict = spy
     cases = load_cases(CASES)
     score_cases(engine, cases)
-    assert seen == [c["region"] for c in cases]
-    assert "cds" in seen
+    assert seen == {c["visit"].visit_id: c["region"] for c in cases}
+    assert "cds" in seen.values()
     assert engine.region == "ada"
 
 
@@ -80,6 +80,10 @@ def test_evaluate_checks_the_cases_and_the_report_shows_them(tmp_path: Path, sma
 
     out = tmp_path / "eval"
     metrics = evaluate(out, engines=["rules"], dataset=small_dataset, limit=3, resamples=100, cases=CASES)
+    only = evaluate(
+        tmp_path / "e2", engines=["rules"], dataset=small_dataset, limit=3, resamples=50, cases=CASES, cases_engines=[]
+    )
+    assert "cases" not in only["engines"]["rules"]
     cases = metrics["engines"]["rules"]["cases"]
     assert cases["n"] == 20 and cases["concordant"] == 20
     assert metrics["config"]["cases"] == str(CASES)

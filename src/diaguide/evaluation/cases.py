@@ -127,14 +127,15 @@ def predict_cases(
     default_region = getattr(engine, "region", "ada")
 
     def predict(indices: list[int]) -> list[Prediction]:
-        out = []
-        for i in indices:
-            engine.region = cases[i]["region"]
-            out += engine.predict([cases[i]["visit"]], True)
-        return out
+        got: dict[int, Prediction] = {}
+        for region in dict.fromkeys(cases[i]["region"] for i in indices):  # one batch per region
+            group = [i for i in indices if cases[i]["region"] == region]
+            engine.region = region
+            got.update(zip(group, engine.predict([cases[i]["visit"] for i in group], True), strict=True))
+        return [got[i] for i in indices]
 
     try:
-        predictions, _ = cache.predict_resumable(saved, stamp, [c["id"] for c in cases], predict, chunk=4)
+        predictions, _ = cache.predict_resumable(saved, stamp, [c["id"] for c in cases], predict, chunk=8)
     finally:
         engine.region = default_region
     return predictions

@@ -115,6 +115,7 @@ def evaluate(
     history_ablation: bool | Sequence[str] = True,
     bootstrap_unit: str = "visit",
     cases: str | Path | None = None,
+    cases_engines: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score the engines on the dataset's test split; write metrics.json, visits/ and report.html.
 
@@ -132,6 +133,7 @@ def evaluate(
             accounts for visits of one patient being alike; wider intervals).
         cases: a folder of hand-written cases (see cases.py); each engine's plans for them are
             checked against the guideline's expectations, under `cases` in its summary.
+        cases_engines: the engines checked on the cases (None: every engine).
 
     Returns:
         The metrics.json content, plus `skipped` (engine -> reason) and `errors` (bad dataset lines).
@@ -192,7 +194,7 @@ def evaluate(
                 print(f"diaguide evaluate: skipped engine {label}: {skipped[label]}", file=sys.stderr)
                 continue
             results[label], per_visit[label] = done["summary"], done["rows"]
-            if case_list is not None and include_history:
+            if case_list is not None and include_history and (cases_engines is None or engine.name in cases_engines):
                 try:
                     saved = (
                         None if isinstance(engine, RulesEngine) else Path(out) / "predictions" / f"{label}.cases.jsonl"
@@ -281,6 +283,7 @@ def evaluate_command(
     dataset: str | None = None,
     ablation: str = "all",
     cases: str | None = None,
+    cases_engines: str | None = None,
 ) -> int:
     """`diaguide evaluate`: 0 when every engine ran and every test line was read, else 1.
 
@@ -294,7 +297,16 @@ def evaluate_command(
         if ablation == "none"
         else _engine_names(ablation, "ablation", MODEL_ENGINES)
     )
-    result = evaluate(out, engines=names, limit=limit, lang=lang, dataset=dataset, history_ablation=ablate, cases=cases)
+    result = evaluate(
+        out,
+        engines=names,
+        limit=limit,
+        lang=lang,
+        dataset=dataset,
+        history_ablation=ablate,
+        cases=cases,
+        cases_engines=_engine_names(cases_engines, "cases_engines", ENGINES) if cases_engines else None,
+    )
     for line in result["errors"]:
         print(f"diaguide evaluate: error: {line}", file=sys.stderr)
     for label, summary in result["engines"].items():
