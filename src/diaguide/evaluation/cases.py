@@ -18,7 +18,6 @@ flags (`unsafe_proposed`), and did any such medication reach the output without 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -143,10 +142,7 @@ def predict_cases(
 
 def cases_fingerprint(cases: list[dict[str, Any]]) -> str:
     """A hash of the cases' content, for the saved predictions' fingerprint."""
-    blob = json.dumps(
-        [[c["id"], c["region"], c["visit"].model_dump(mode="json")] for c in cases], sort_keys=True, default=str
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return cache.fingerprint(cases=[[c["id"], c["region"], c["visit"].model_dump(mode="json")] for c in cases])
 
 
 def score_cases(

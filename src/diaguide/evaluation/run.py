@@ -67,7 +67,7 @@ def _run_engine(
             raise RuntimeError(f"engine {label} returned {len(got)} predictions for {len(indices)} visits")
         return got
 
-    saved = None if isinstance(engine, RulesEngine) else context["out"] / "predictions" / f"{label}.jsonl"
+    saved = _saved_answers(engine, context["out"], f"{label}.jsonl")
     stamp = cache.fingerprint(
         label=label,
         model=getattr(engine, "info", None),
@@ -101,6 +101,11 @@ def _run_engine(
             "action_confusion": action_confusion(rows),
         },
     }
+
+
+def _saved_answers(engine: Engine, out: Path, name: str) -> Path | None:
+    """Where a model engine's answers are kept for resuming (None for the rules engine: quick, not saved)."""
+    return None if isinstance(engine, RulesEngine) else out / "predictions" / name
 
 
 def evaluate(
@@ -196,9 +201,7 @@ def evaluate(
             results[label], per_visit[label] = done["summary"], done["rows"]
             if case_list is not None and include_history and (cases_engines is None or engine.name in cases_engines):
                 try:
-                    saved = (
-                        None if isinstance(engine, RulesEngine) else Path(out) / "predictions" / f"{label}.cases.jsonl"
-                    )
+                    saved = _saved_answers(engine, context["out"], f"{label}.cases.jsonl")
                     stamp = cache.fingerprint(
                         label=label, model=getattr(engine, "info", None), cases=cases_fingerprint(case_list)
                     )
@@ -212,7 +215,7 @@ def evaluate(
         "dataset": {
             "path": str(folder),
             "file": "test.jsonl",
-            "sha256": sha256_of(folder / "test.jsonl"),
+            "sha256": context["dataset_sha256"],
             "n": len(examples),
             "n_in_split": total,
             "bad_lines": len(errors),

@@ -152,7 +152,7 @@ class HFEngine:
         # transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns)
         params = inspect.signature(base.forward).parameters
         key = "cache" if "cache" in params else "past_key_values"
-        extra = {key: None, "logits_to_keep": 1} if "logits_to_keep" in params else {key: None}  # last column only
+        extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # logits of the last column only
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
         new: list[torch.Tensor] = []
         step_ids = ids
@@ -162,7 +162,8 @@ class HFEngine:
                 attention_mask=full_mask,
                 position_ids=positions,
                 use_cache=True,
-                **{**extra, key: cache},
+                **extra,
+                **{key: cache},
             )
             cache = getattr(out, "cache", None) or out.past_key_values
             token = out.logits[:, -1].argmax(-1)

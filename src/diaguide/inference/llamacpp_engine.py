@@ -104,33 +104,33 @@ class LlamaCppEngine:
         text, special = chat_text(self.tokenizer, prompt)
         return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
-    def generate_ids(self, ids: list[int], max_new_tokens: int) -> tuple[list[int], bool]:
-        """Greedy continuation of token ids: (new ids without the end token, stopped at an end token).
-        `self.last_first_token_s` is the time to the first token (prompt reading included)."""
+    def generate_ids(self, ids: list[int], max_new_tokens: int) -> tuple[list[int], bool, float | None]:
+        """Greedy continuation of token ids: (new ids without the end token, stopped at an end token,
+        seconds to the first token with the prompt reading; None when nothing was generated)."""
         room = self.n_ctx - len(ids)
         if room <= 0:
             raise ModelError(f"the prompt ({len(ids)} tokens) does not fit the context of {self.n_ctx}")
         out: list[int] = []
         t0 = time.perf_counter()
-        self.last_first_token_s = None
+        first: float | None = None
         # top_k=1 makes the sampler an argmax whatever the other settings; generate() itself keeps the KV cache
         # of the longest prefix this prompt shares with the previous one
         for token in self.llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
-            if self.last_first_token_s is None:
-                self.last_first_token_s = time.perf_counter() - t0
+            if first is None:
+                first = time.perf_counter() - t0
             if token in self.eos:
-                return out, True
+                return out, True, first
             out.append(token)
             if len(out) >= min(max_new_tokens, room):
                 break
-        return out, False
+        return out, False, first
 
     def generate(self, prompts: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[Generation]:
         """Greedy replies to user-turn prompts, one after another (llama.cpp here is single-stream)."""
         results = []
         for prompt in prompts:
             ids = self.token_ids(prompt)
-            new, finished = self.generate_ids(ids, max_new_tokens)
+            new, finished, first = self.generate_ids(ids, max_new_tokens)
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             results.append(
                 Generation(
@@ -138,7 +138,7 @@ class LlamaCppEngine:
                     prompt_tokens=len(ids),
                     new_tokens=len(new) + finished,
                     finished=finished,
-                    first_token_s=self.last_first_token_s,
+                    first_token_s=first,
                 )
             )
         return results

@@ -12,7 +12,6 @@ file times they were read from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from diaguide.errors import InputError
+from diaguide.prompts.dataset import sha256_of
 
 # files copied as they are; the weights are rewritten in fp16 (half the bytes, no loss that
 # matters for a LoRA delta; the repo keeps each adapter under 20 MB)
@@ -45,14 +45,6 @@ _HEADLINE = (
     "bleu4",
     "rougeL",
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _half_weights(src: Path, dst: Path) -> None:
@@ -192,7 +184,7 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
         "",
         "## Files (sha256)",
         "",
-        *[f"- `{p.name}` {_sha256(p)}" for p in files],
+        *[f"- `{p.name}` {sha256_of(p)}" for p in files],
         "",
     ]
     (target / "README.md").write_text("\n".join(lines), encoding="utf-8")
