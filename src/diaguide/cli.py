@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-history", dest="history", action="store_false", help="leave visit history out")
+    s.add_argument(
+        "--guidance",
+        action="store_true",
+        help="put the guideline engine's decisions in each prompt and replace train/val targets that depart from them",
+    )
+    s.add_argument("--region", choices=["ada", "cds"], default="ada", help="guideline region for --guidance")
 
     s = sub.add_parser("recommend", help="a Plan (with safety findings) for one visit")
     s.add_argument("--engine", choices=["rules", "model"], default="rules")

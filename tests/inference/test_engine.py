@@ -114,3 +114,20 @@ def test_batch_results_keep_visit_order_and_record_the_model(ckd) -> None:
         assert (r.engine, r.model, r.adapter_version) == ("scripted", "script", "abc123")
         assert set(r.timings) == {"generate", "parse", "safety", "total"} and r.timings["total"] >= 0
         assert r.new_tokens == 20
+
+
+def test_a_guided_adapter_gets_the_guideline_line_in_every_attempt(ckd) -> None:
+    from diaguide.knowledge.guideline import recommend as guideline
+    from diaguide.prompts.guidance import PromptStyle
+
+    visit = ckd()
+    engine = Scripted("not a plan", SAFE)
+    engine.prompt_style = PromptStyle(guidance=True)
+    result = recommend(visit, engine, region="cds")
+    assert result.status == "ok"
+    reference = guideline(visit, region="cds")  # the region asked for, not the default
+    assert engine.prompts == [
+        [render_prompt(visit, guidance=reference)],
+        [render_prompt(visit, strict=True, guidance=reference)],
+    ]
+    assert "Guideline: GOAL" in engine.prompts[0][0]

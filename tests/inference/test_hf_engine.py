@@ -83,6 +83,26 @@ def test_lora_adapter_version_is_the_weight_hash(tmp_path, tok, make_lively) -> 
     assert outputs(engine, 5) != outputs(HFEngine(model=make_lively(), tokenizer=tok), 5)
 
 
+def test_adapter_trained_with_the_guideline_line_is_served_with_it(tmp_path, tok, make_lively, ckd) -> None:
+    from peft import LoraConfig, TaskType
+
+    from diaguide.inference.engine import recommend
+    from diaguide.knowledge.guideline import recommend as guideline
+    from diaguide.prompts import render_prompt
+    from diaguide.prompts.guidance import PromptStyle
+
+    adapter = _saved_adapter(tmp_path, LoraConfig(task_type=TaskType.CAUSAL_LM, r=4), make_lively)
+    assert HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter).prompt_style == PromptStyle()
+    PromptStyle(guidance=True).save(adapter)  # what `diaguide train` writes for a guided dataset
+    engine = HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter)
+    assert engine.prompt_style.guidance
+    seen = []
+    engine._encode = lambda prompt, inner=engine._encode: seen.append(prompt) or inner(prompt)
+    visit = ckd()
+    recommend(visit, engine, max_new_tokens=4)
+    assert seen[0] == render_prompt(visit, guidance=guideline(visit))
+
+
 def test_not_an_adapter_folder_is_one_clear_error(tmp_path, tok, make_lively) -> None:
     with pytest.raises(ModelError, match="adapter_config.json"):
         HFEngine(model=make_lively(), tokenizer=tok, adapter=tmp_path)

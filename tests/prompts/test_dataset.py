@@ -13,7 +13,7 @@ from diaguide.errors import InputError
 from diaguide.prompts.dataset import assign_splits, build_dataset, dataset_command
 
 SPLITS = ("train", "val", "test")
-KEYS = ["id", "patient_id", "visit_id", "language", "prompt", "target", "visit", "plan"]
+KEYS = ["id", "patient_id", "visit_id", "language", "prompt", "target", "target_source", "visit", "plan"]
 
 
 @pytest.fixture

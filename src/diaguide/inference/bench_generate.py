@@ -29,6 +29,7 @@ from typing import Any
 from diaguide.bench import machine_info
 from diaguide.inference.engine import MAX_NEW_TOKENS, Engine, recommend
 from diaguide.prompts import render_prompt
+from diaguide.prompts.guidance import PromptStyle, guideline_plan
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _model_section(adapter: Path | None) -> dict[str, Any]:
         "adapter": str(adapter),
         "peft_type": info.get("peft_type"),
         "adapter_version": adapter_version(adapter),
+        "guideline_line_in_prompt": PromptStyle.of(adapter).guidance,
     }
 
 
@@ -118,7 +120,8 @@ def bench_generate(out: str, quick: bool = False) -> int:
     budget = 32 if quick else 160  # new tokens per visit in the throughput runs (a typical plan is ~200)
     adapter = default_adapter()
     visits = _visits(n)
-    prompts = [render_prompt(v) for v in visits]
+    style = PromptStyle.of(adapter)  # the prompts the adapter was trained on (with the guideline line or not)
+    prompts = [render_prompt(v, guidance=guideline_plan(v, "ada") if style.guidance else None) for v in visits]
     result: dict[str, Any] = {
         "bench": "generate",
         "quick": quick,
@@ -160,7 +163,7 @@ def bench_generate(out: str, quick: bool = False) -> int:
             del base
         for name, path in files.items():
             t0 = time.perf_counter()
-            eng = LlamaCppEngine(path, tokenizer=tok, model_name=result["model"]["base"])
+            eng = LlamaCppEngine(path, tokenizer=tok, model_name=result["model"]["base"], prompt_style=style)
             load_s = time.perf_counter() - t0
             entry = {
                 "file": Path(path).name,

@@ -4,7 +4,8 @@ An engine (transformers, llama.cpp, vLLM) only turns prompts into text. Everythi
 show lives here, the same for all of them:
 
 1. the prompt is `render_prompt(visit)` inside the tokenizer's chat template, formatted by the training code's
-   own `render` (inference sees exactly the text the model was trained on);
+   own `render` (inference sees exactly the text the model was trained on), with the guideline engine's line
+   where the adapter was trained with it (`prompts/guidance.py`, the engine's `prompt_style`);
 2. the text is parsed (`parse_plan`); output without a MED or GOAL line is retried once with the strict prompt,
    and so is output cut off before `END`;
 3. the safety checker ALWAYS runs on the parsed plan: the Plan that leaves here carries its findings;
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from diaguide.errors import ModelError
 from diaguide.prompts import parse_plan, render_prompt
+from diaguide.prompts.guidance import PromptStyle, guideline_plan
 from diaguide.records.schema import Plan, Visit
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Engine(Protocol):
     kind: str  # "transformers" | "llama.cpp" | "vllm"
     model_name: str
     adapter_version: str | None
+    # optional `prompt_style: PromptStyle`: how the adapter's training prompts were rendered (default style without)
 
     def generate(self, prompts: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[Generation]: ...
 
@@ -134,8 +137,14 @@ def recommend_many(
     gen_s = [0.0] * n
     parse_s = [0.0] * n
 
+    style = getattr(engine, "prompt_style", None) or PromptStyle()  # test doubles may not set one
+    guidance = [guideline_plan(v, region) if style.guidance else None for v in visits]
+
     def run(indices: list[int], strict: bool) -> None:
-        prompts = [render_prompt(visits[i], include_history=include_history, strict=strict) for i in indices]
+        prompts = [
+            render_prompt(visits[i], include_history=include_history, strict=strict, guidance=guidance[i])
+            for i in indices
+        ]
         t0 = time.perf_counter()
         gens = engine.generate(prompts, max_new_tokens=max_new_tokens)
         share = (time.perf_counter() - t0) / max(len(indices), 1)  # a batch's time, shared out evenly

@@ -21,6 +21,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_base_model
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
+from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class HFEngine:
         info = adapter_info(adapter) if adapter is not None else {}
         self.model_name = model_name or info.get("base_model_name_or_path") or DEFAULT_MODEL
         self.adapter_version = adapter_version(adapter)
+        self.prompt_style = PromptStyle.of(adapter)  # render prompts the way the adapter was trained on
         self.peft_type = info.get("peft_type")
         if model is None:
             if dtype is None and self.device.startswith("cuda"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from diaguide.errors import ModelError
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, chat_text
+from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class LlamaCppEngine:
         n_threads: CPU threads; None uses $DIAGUIDE_LLAMA_THREADS, else every core (on a machine
             shared with other jobs fewer threads than cores is often faster).
         model_name, adapter_version: recorded with every result.
+        prompt_style: the merged adapter's `PromptStyle` (its folder's prompt.json); default style when None.
         **llama_kwargs: passed to `llama_cpp.Llama` (e.g. type_k/type_v for the KV cache's precision).
     """
 
@@ -71,6 +73,7 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         model_name: str | None = None,
         adapter_version: str | None = None,
+        prompt_style: PromptStyle | None = None,
         **llama_kwargs: Any,
     ):
         t0 = time.perf_counter()
@@ -95,6 +98,7 @@ class LlamaCppEngine:
         self.n_ctx = n_ctx
         self.model_name = model_name or path.stem
         self.adapter_version = adapter_version
+        self.prompt_style = prompt_style or PromptStyle()  # how the merged adapter's training prompts read
         self.eos = {self.llm.token_eos()}
         if self.tokenizer.eos_token_id is not None:
             self.eos.add(self.tokenizer.eos_token_id)

@@ -20,6 +20,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf, cache_dir
 from diaguide.inference.engine import Engine, adapter_info, adapter_version
+from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]
             tokenizer=load_tokenizer(base),
             model_name=base,
             adapter_version=adapter_version(adapter),
+            prompt_style=PromptStyle.of(adapter),
             **kw,
         )
     from diaguide.inference.vllm_engine import VLLMEngine

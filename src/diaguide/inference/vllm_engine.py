@@ -15,6 +15,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_tokenizer, resolve_model_path
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
+from diaguide.prompts.guidance import PromptStyle
 
 
 class VLLMEngine:
@@ -48,6 +49,7 @@ class VLLMEngine:
             raise ModelError("vLLM serves LoRA adapters only; run prefix tuning on transformers", source=str(adapter))
         self.model_name = model_name or info.get("base_model_name_or_path") or DEFAULT_MODEL
         self.adapter_version = adapter_version(adapter)
+        self.prompt_style = PromptStyle.of(adapter)  # render prompts the way the adapter was trained on
         path = resolve_model_path(self.model_name)
         self.tokenizer = load_tokenizer(self.model_name)
         lora = adapter is not None

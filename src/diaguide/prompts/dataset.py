@@ -4,6 +4,11 @@ Reads `DIR/visits.jsonl` ({"visit", "plan"} per line), renders each visit's prom
 plan's target, and writes `train/val/test.jsonl` split BY PATIENT (every visit of a patient
 lands in one split, so no test patient's history was seen in training) plus `manifest.json`
 with counts, hashes, options and length statistics. Same cohort and seed, same bytes.
+
+With `guidance`, each prompt carries the guideline engine's line and the train/val targets are
+checked against the guideline (`guidance.py`): a physician plan that departs from it is replaced
+by the guideline plan, and the manifest counts why. The test split keeps the physician's plan:
+it is what an evaluation scores against.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from diaguide.errors import InputError
+from diaguide.prompts.guidance import checked_target, guideline_plan
 from diaguide.prompts.render import render_prompt
 from diaguide.prompts.target import plan_to_text
 from diaguide.records.jsonl import json_lines
@@ -107,6 +113,8 @@ def build_dataset(
     history: bool = True,
     val_frac: float = 0.1,
     test_frac: float = 0.1,
+    guidance: bool = False,
+    region: str = "ada",
 ) -> dict[str, Any]:
     """Write `out_dir/{train,val,test}.jsonl` and `manifest.json`; return the manifest.
 
@@ -128,20 +136,29 @@ def build_dataset(
     split_of = assign_splits(list(language), seed, val_frac, test_frac, strata=language)
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     seen_ids: dict[str, int] = {}
+    targets: dict[str, int] = {}
     for record in sorted(
         records, key=lambda r: (_patient_key(r.visit.patient_id, seed), r.visit.date, r.visit.visit_id)
     ):
         visit, lang = record.visit, record.visit.language
         base = f"{visit.patient_id}/{visit.visit_id}"
         seen_ids[base] = seen_ids.get(base, 0) + 1
-        rows[split_of[visit.patient_id]].append(
+        split = split_of[visit.patient_id]
+        reference, target, why = None, record.plan, "physician"
+        if guidance:
+            reference = guideline_plan(visit, region)
+            if split != "test":
+                target, why = checked_target(visit, record.plan, region, reference)
+        targets[why] = targets.get(why, 0) + 1
+        rows[split].append(
             {
                 "id": base if seen_ids[base] == 1 else f"{base}#{seen_ids[base]}",
                 "patient_id": visit.patient_id,
                 "visit_id": visit.visit_id,
                 "language": lang,
-                "prompt": render_prompt(visit, include_history=history),
-                "target": plan_to_text(record.plan, lang),
+                "prompt": render_prompt(visit, include_history=history, guidance=reference),
+                "target": plan_to_text(target, lang),
+                "target_source": why,
                 "visit": visit.model_dump(mode="json"),
                 "plan": record.plan.model_dump(mode="json"),
             }
@@ -173,7 +190,14 @@ def build_dataset(
         "format_version": FORMAT_VERSION,
         "source": {"file": str(source), "sha256": sha256_of(source), "records": len(records), "bad_lines": len(errors)},
         "seed": seed,
-        "options": {"history": history, "val_frac": val_frac, "test_frac": test_frac},
+        "options": {
+            "history": history,
+            "val_frac": val_frac,
+            "test_frac": test_frac,
+            "guidance": guidance,
+            **({"region": region} if guidance else {}),
+        },
+        "targets": dict(sorted(targets.items())),
         "splits": splits,
         "errors": errors,
     }
@@ -181,11 +205,15 @@ def build_dataset(
     return manifest
 
 
-def dataset_command(cohort: str, out: str, seed: int = 0, history: bool = True) -> int:
+def dataset_command(
+    cohort: str, out: str, seed: int = 0, history: bool = True, guidance: bool = False, region: str = "ada"
+) -> int:
     """`diaguide dataset`: 0 when every line was used, 1 when some were bad (named on stderr)."""
-    manifest = build_dataset(cohort, out, seed=seed, history=history)
+    manifest = build_dataset(cohort, out, seed=seed, history=history, guidance=guidance, region=region)
     for line in manifest["errors"]:
         print(f"diaguide dataset: error: {line}", file=sys.stderr)
     counts = ", ".join(f"{name} {s['records']} ({s['patients']} patients)" for name, s in manifest["splits"].items())
     print(f"wrote {out}: {counts}")
+    if guidance:
+        print("targets: " + ", ".join(f"{why} {n}" for why, n in manifest["targets"].items()))
     return 1 if manifest["errors"] else 0

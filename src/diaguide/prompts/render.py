@@ -13,9 +13,10 @@ import datetime as dt
 import re
 from collections import OrderedDict
 
+from diaguide.prompts.guidance import guidance_text
 from diaguide.prompts.templates import Template, load_template
 from diaguide.prompts.text import number, shorten, squash
-from diaguide.records.schema import Lab, Medication, Visit, VisitSummary
+from diaguide.records.schema import Lab, Medication, Plan, Visit, VisitSummary
 from diaguide.records.units import analyte_for
 
 # Labs shown, in this order (analyte keys of units.py). Body measures and BP are vitals.
@@ -42,13 +43,17 @@ MAX_MEDICATIONS = 14  # polypharmacy beyond this is rare; the list is cut so a p
 MAX_CHANGES = 4
 
 
-def render_prompt(visit: Visit, include_history: bool = True, strict: bool = False) -> str:
+def render_prompt(
+    visit: Visit, include_history: bool = True, strict: bool = False, guidance: Plan | None = None
+) -> str:
     """The prompt for one visit.
 
     Args:
         visit: the visit; its `language` picks the template.
         include_history: add the trend of earlier visits and their medication changes.
         strict: add a stricter format instruction (the retry after a parse failure).
+        guidance: the guideline engine's plan for the visit, shown as one line (`guidance.py`);
+            only for a model trained with that line.
     """
     t = load_template(visit.language)
     lines = [t.header.format(date=visit.date.isoformat())]
@@ -69,6 +74,8 @@ def render_prompt(visit: Visit, include_history: bool = True, strict: bool = Fal
     lines.append(_line(t, "medications", t.sep.join(meds) or t.none))
     if include_history and visit.history:
         lines.extend(_history(t, visit))
+    if guidance is not None:
+        lines.append(_line(t, "guideline", guidance_text(guidance)))
     if strict:
         lines.append(t.strict)
     lines.append(t.instruction)

@@ -24,9 +24,10 @@ from diaguide.records.schema import Plan
 KEYS = ("GOAL", "TREATMENT", "MED", "LAB", "CAUTION", "END")
 MAX_CAUTIONS = 2  # cautions are prose; more would push the target past ~200 tokens
 NO_VALUE = "-"
-# "HbA1c goal <7.0%." opening a treatment text restates the GOAL line: dropped from the target.
+# "HbA1c goal <7.0%." opening a treatment text restates the GOAL line: dropped from the target. A goal
+# sentence that goes on to say why ("HbA1c goal <8.0%: older adult with ...") is kept whole.
 _GOAL_SENTENCE = re.compile(
-    r"^[^.。;；]{0,30}(?:goal|target|目标)[^。;；]{0,12}?[<＜≤]\s*\d+(?:\.\d+)?\s*[%％]\s*[.。;；]?\s*", re.I
+    r"^[^.。;；]{0,30}(?:goal|target|目标)[^。;；:：]{0,12}?[<＜≤]\s*\d+(?:\.\d+)?\s*[%％]\s*(?:[.。;；]\s*|$)", re.I
 )
 
 

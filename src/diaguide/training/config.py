@@ -62,6 +62,8 @@ class CohortSection(_Section):
     seed: int = 0
     lang: Literal["en", "zh", "mixed"] = "en"
     history: bool = True
+    guidance: bool = False  # guideline line in prompts, train/val targets checked (prompts/guidance.py)
+    region: Literal["ada", "cds"] = "ada"  # the guideline behind `guidance`
 
 
 class DataSection(_Section):

@@ -15,9 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def cohort_dataset_dir(data: DataSection) -> Path:
-    """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history)."""
+    """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history/guidance)."""
     c = data.cohort
     name = f"cohort-p{c.patients}-s{c.seed}-{c.lang}" + ("" if c.history else "-nohistory")
+    if c.guidance:
+        name += f"-guided-{c.region}"
     return cache_dir() / "datasets" / name
 
 
@@ -52,7 +54,14 @@ def resolve_dataset(data: DataSection) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         cohort_command(patients=c.patients, seed=c.seed, lang=c.lang, out=str(work / "cohort"))
-        dataset_command(cohort=str(work / "cohort"), out=str(work / "dataset"), seed=c.seed, history=c.history)
+        dataset_command(
+            cohort=str(work / "cohort"),
+            out=str(work / "dataset"),
+            seed=c.seed,
+            history=c.history,
+            guidance=c.guidance,
+            region=c.region,
+        )
         if not (work / "dataset" / "train.jsonl").is_file():
             raise ConfigError("the dataset builder wrote no train.jsonl", source=str(work), field="data.cohort")
         try:

@@ -31,6 +31,7 @@ _COPY = (
     "special_tokens_map.json",
     "config.resolved.yaml",
     "summary.json",
+    "prompt.json",
     "metrics.jsonl",
     "command.txt",
 )
@@ -61,6 +62,21 @@ def _dataset_manifest(cfg: dict) -> dict | None:
     data = DataSection.model_validate(cfg.get("data", {}))
     path = (Path(data.dir) if data.dir else cohort_dataset_dir(data)) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _guidance_lines(manifest: dict | None) -> list[str]:
+    """What a guided dataset did to the prompts and targets (prompts/guidance.py); nothing for a plain one."""
+    if not manifest or not manifest.get("options", {}).get("guidance"):
+        return []
+    counts = manifest.get("targets", {})
+    replaced = {k: v for k, v in counts.items() if k != "physician"}
+    return [
+        f"- prompts: the guideline engine's line (region {manifest['options'].get('region', 'ada')}) in every prompt; "
+        "this adapter is served with it (`prompt.json`)",
+        f"- targets: {counts.get('physician', 0)} physician plans kept (test split included, unchanged); "
+        f"{sum(replaced.values())} train/val plans that departed from the guideline replaced by its plan "
+        f"({', '.join(f'{k} {v}' for k, v in replaced.items())})",
+    ]
 
 
 def _figures(metrics_path: Path | None, engine: str) -> list[str]:
@@ -172,6 +188,7 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
             if manifest
             else "dataset manifest not found"
         ),
+        *_guidance_lines(manifest),
         f"- time and device: {wall} s wall time on {device}; "
         f"last logged loss {summary.get('loss', '?')}, val loss {summary.get('val_loss', '?')}, "
         f"{summary.get('tokens_per_s', '?')} tokens/s",

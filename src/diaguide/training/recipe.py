@@ -27,6 +27,7 @@ import torch
 
 from diaguide.errors import ConfigError
 from diaguide.inference.base_model import load_base_model, load_tokenizer
+from diaguide.prompts.guidance import PromptStyle
 from diaguide.training.config import Config, dump_config, load_config
 from diaguide.training.data import Batch, check_chat_template, collate, encode, epoch_order, pack, read_rows
 from diaguide.training.datasets import resolve_dataset
@@ -210,6 +211,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     _save_adapter(out, acc, module, model, cfg)
     if acc.is_main_process:
         tokenizer.save_pretrained(out)
+        PromptStyle.of_dataset(folder).save(out)  # inference renders prompts the way these were rendered
         summary.update(
             model=cfg.model.name,
             method=cfg.method.name,

@@ -1,0 +1,132 @@
+"""The guideline engine in the prompt, and training targets checked against it.
+
+The seed system missed treatment goals and proposed risky medication on complex records: a
+small model cannot learn eGFR cut-offs, individual HbA1c goals and contraindications from a few
+hundred physician plans, and physicians in outpatient data depart from the guideline often.
+Two things fix that here, both opt-in per dataset and recorded with the adapter:
+
+* **guidance**: the prompt carries one line with what the guideline engine (`knowledge`) decides
+  for this visit: the individual goal and the drug classes to start, adjust, continue and stop.
+  The model then writes the plan (drugs, doses, labs, wording) with those decisions in view.
+* **checked targets**: a physician plan whose goal or glucose-lowering classes depart from the
+  guideline, or that the safety checker flags where the guideline plan is not flagged, is
+  replaced by the guideline plan as the training target. The model is never taught a plan the
+  guideline contradicts or the checker flags; the dataset manifest counts each kind.
+
+A model trained this way must be served with the same line: `PromptStyle` travels with the
+adapter (`prompt.json` in its folder) and the inference engine reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from diaguide.errors import ModelError
+from diaguide.prompts.target import goal_text
+from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Finding, Plan, Visit
+
+STYLE_FILE = "prompt.json"
+ACTION_ORDER = ("start", "adjust", "continue", "stop")
+FLAGGED = frozenset({"warning", "critical"})
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How prompts were rendered for training, so inference renders them the same way."""
+
+    guidance: bool = False  # the guideline line is in the prompt
+
+    def save(self, folder: str | Path) -> None:
+        (Path(folder) / STYLE_FILE).write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
+
+    @classmethod
+    def of(cls, folder: str | Path | None) -> PromptStyle:
+        """The style an adapter folder was trained with (the default style without a prompt.json)."""
+        if folder is None or not (Path(folder) / STYLE_FILE).is_file():
+            return cls()
+        path = Path(folder) / STYLE_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{STYLE_FILE} is not JSON ({exc.msg})", source=str(path)) from None
+        unknown = set(raw) - {"guidance"}
+        if unknown:
+            raise ModelError(f"{STYLE_FILE} has unknown keys {sorted(unknown)}", source=str(path))
+        return cls(guidance=bool(raw.get("guidance", False)))
+
+    @classmethod
+    def of_dataset(cls, folder: str | Path) -> PromptStyle:
+        """The style a dataset folder's prompts were rendered in (its manifest.json options)."""
+        path = Path(folder) / "manifest.json"
+        try:
+            options = json.loads(path.read_text(encoding="utf-8")).get("options", {}) if path.is_file() else {}
+        except (json.JSONDecodeError, AttributeError):
+            options = {}
+        return cls(guidance=bool(options.get("guidance", False)))
+
+
+def guideline_plan(visit: Visit, region: str) -> Plan:
+    from diaguide.knowledge.guideline import recommend
+
+    return recommend(visit, region=region)
+
+
+def guidance_text(plan: Plan) -> str:
+    """`GOAL HbA1c <7.0%; start metformin, statin; continue acei; stop sulfonylurea`: the
+    guideline plan's decisions by drug class (ASCII class keys, as the MED lines write them)."""
+    parts = [f"GOAL {goal_text(plan.hba1c_goal)}"]
+    for action in ACTION_ORDER:
+        classes: list[str] = []
+        for m in plan.medications:
+            if m.action == action and m.drug_class not in classes:
+                classes.append(m.drug_class)
+        if classes:
+            parts.append(f"{action} {', '.join(classes)}")
+    return "; ".join(parts)
+
+
+# The guideline engine's treatment text lists every medication step ("Plan: continue metformin 500 mg bid;
+# start ..."), which the MED lines already say: dropped from a target (it would double the tokens).
+_STEPS = re.compile(r"\s*(?:Plan: .*?\.(?!\d)|治疗：[^。]*。)")
+
+
+def as_target(reference: Plan) -> Plan:
+    """The guideline plan as a training target: its treatment text without the list of steps."""
+    return reference.model_copy(update={"treatment": _STEPS.sub("", reference.treatment, count=1).strip()})
+
+
+def _glucose_classes(plan: Plan) -> set[str]:
+    return {m.drug_class for m in plan.medications if m.action != "stop" and m.drug_class in GLUCOSE_LOWERING_CLASSES}
+
+
+def _flags(visit: Visit, plan: Plan, region: str) -> set[tuple[str, tuple[str, ...]]]:
+    """Warning/critical findings on the drugs a plan gives (rule and drugs, to compare two plans)."""
+    from diaguide.safety.checker import check
+
+    given = {m.drug.strip().lower() for m in plan.medications if m.action != "stop"}
+    findings: list[Finding] = check(visit, plan, region=region)
+    return {
+        (f.rule_id, tuple(sorted(d.lower() for d in f.drugs)))
+        for f in findings
+        if f.severity in FLAGGED and given & {d.strip().lower() for d in f.drugs}
+    }
+
+
+def checked_target(visit: Visit, physician: Plan, region: str, reference: Plan | None = None) -> tuple[Plan, str]:
+    """(target plan, why): the physician's plan, or the guideline's (`as_target`) where the physician's departs.
+
+    `why` is `physician`, `goal` (a different HbA1c goal), `classes` (different glucose-lowering
+    classes) or `safety` (the checker flags the physician's plan where it does not flag the
+    guideline's).
+    """
+    reference = reference if reference is not None else guideline_plan(visit, region)
+    if physician.hba1c_goal != reference.hba1c_goal:
+        return as_target(reference), "goal"
+    if _glucose_classes(physician) != _glucose_classes(reference):
+        return as_target(reference), "classes"
+    if _flags(visit, physician, region) - _flags(visit, reference, region):
+        return as_target(reference), "safety"
+    return physician, "physician"
