@@ -30,9 +30,14 @@ def test_guidance_text_lists_decisions_by_class_in_a_fixed_order() -> None:
         ("stop", "glyburide", "sulfonylurea"),
         ("start", "empagliflozin", "sglt2i"),
         ("start", "atorvastatin", "statin"),
-        ("continue", "metformin XR", "metformin"),
+        ("continue", "losartan", "arb"),
+        ("continue", "losartan", "arb"),
     )
-    assert guidance_text(plan) == "GOAL HbA1c <8.0%; start sglt2i, statin; continue metformin; stop sulfonylurea"
+    plan.medications[2].dose, plan.medications[2].frequency = "10 mg", "qd"
+    assert guidance_text(plan) == (
+        "GOAL HbA1c <8.0%; start empagliflozin 10 mg qd (sglt2i), atorvastatin (statin); "
+        "continue metformin, losartan; stop glyburide (sulfonylurea)"
+    )
     assert guidance_text(_plan(None)) == "GOAL -"
 
 

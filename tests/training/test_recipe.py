@@ -48,6 +48,20 @@ def test_run_folder_holds_config_metrics_and_a_peft_adapter(model_dirs, data_dir
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["base_model_name_or_path"] == str(model_dirs["llama"])
     assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
+    assert json.loads((out / "prompt.json").read_text()) == {"guidance": False}  # no manifest: the plain style
+
+
+def test_adapter_keeps_the_prompt_style_of_a_guided_dataset(model_dirs, data_dir, tmp_path):
+    import shutil
+
+    from diaguide.prompts.guidance import PromptStyle
+
+    guided = tmp_path / "guided-data"
+    shutil.copytree(data_dir, guided)
+    (guided / "manifest.json").write_text(json.dumps({"options": {"guidance": True, "region": "ada"}}))
+    out = tmp_path / "run"
+    assert _train(model_dirs["llama"], guided, out, steps=1) == 0
+    assert PromptStyle.of(out) == PromptStyle(guidance=True)
 
 
 @pytest.mark.parametrize("method", ["lora", "ptuning_v2"])

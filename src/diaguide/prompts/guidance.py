@@ -75,16 +75,24 @@ def guideline_plan(visit: Visit, region: str) -> Plan:
 
 
 def guidance_text(plan: Plan) -> str:
-    """`GOAL HbA1c <7.0%; start metformin, statin; continue acei; stop sulfonylurea`: the
-    guideline plan's decisions by drug class (ASCII class keys, as the MED lines write them)."""
+    """`GOAL HbA1c <7.0%; start metformin 500 mg bid (metformin); continue losartan; stop glyburide (sulfonylurea)`:
+    the guideline plan's decisions, each drug it starts, adjusts or stops with its dose and class (as a MED line
+    writes them), the drugs it keeps by name (the visit's medication line has their doses)."""
     parts = [f"GOAL {goal_text(plan.hba1c_goal)}"]
     for action in ACTION_ORDER:
-        classes: list[str] = []
+        items: list[str] = []
         for m in plan.medications:
-            if m.action == action and m.drug_class not in classes:
-                classes.append(m.drug_class)
-        if classes:
-            parts.append(f"{action} {', '.join(classes)}")
+            if m.action != action:
+                continue
+            if action == "continue":
+                item = m.drug
+            else:
+                dose = " ".join(x for x in (m.dose, m.frequency) if x) if action != "stop" else ""
+                item = f"{m.drug} {dose} ({m.drug_class})" if dose else f"{m.drug} ({m.drug_class})"
+            if item not in items:
+                items.append(item)
+        if items:
+            parts.append(f"{action} {', '.join(items)}")
     return "; ".join(parts)
 
 
