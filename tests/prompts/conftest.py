@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from diaguide.records.schema import Plan, Visit
@@ -126,3 +129,24 @@ def _make_visit_fixture():
 @pytest.fixture(name="make_plan")
 def _make_plan_fixture():
     return make_plan
+
+
+def write_cohort(folder, patients: int, plan_for) -> Path:
+    """A cohort folder (visits.jsonl) of `patients` x 2 visits, odd patients English, even Chinese;
+    `plan_for(visit, lang, v)` is the physician plan of visit number v (0 or 1)."""
+    folder = Path(folder)
+    folder.mkdir()
+    lines = []
+    for p in range(patients):
+        lang = "en" if p % 2 else "zh"
+        for v in range(2):
+            visit = make_visit(lang, visit_id=f"P{p}-V{v}", patient_id=f"P{p}")
+            plan = plan_for(visit, lang, v)
+            lines.append(json.dumps({"visit": visit.model_dump(mode="json"), "plan": plan.model_dump(mode="json")}))
+    (folder / "visits.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(name="write_cohort")
+def _write_cohort_fixture():
+    return write_cohort

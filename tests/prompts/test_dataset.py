@@ -17,20 +17,9 @@ KEYS = ["id", "patient_id", "visit_id", "language", "prompt", "target", "target_
 
 
 @pytest.fixture
-def cohort(tmp_path: Path, make_visit, make_plan) -> Path:
+def cohort(tmp_path: Path, write_cohort, make_plan) -> Path:
     """20 patients x 2 visits, half English, half Chinese."""
-    folder = tmp_path / "cohort"
-    folder.mkdir()
-    lines = []
-    for p in range(20):
-        lang = "en" if p % 2 else "zh"
-        for v in range(2):
-            visit = make_visit(lang, visit_id=f"P{p}-V{v}", patient_id=f"P{p}")
-            lines.append(
-                json.dumps({"visit": visit.model_dump(mode="json"), "plan": make_plan(lang).model_dump(mode="json")})
-            )
-    (folder / "visits.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
+    return write_cohort(tmp_path / "cohort", 20, lambda visit, lang, v: make_plan(lang))
 
 
 def _rows(folder: Path, split: str) -> list[dict]:

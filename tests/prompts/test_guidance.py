@@ -88,19 +88,10 @@ def _rows(folder: Path, split: str) -> list[dict]:
 
 
 @pytest.fixture
-def cohort(tmp_path: Path, make_visit, make_plan) -> Path:
-    """12 patients x 2 visits: the physician plan (make_plan) departs from the guideline's goal or classes."""
-    folder = tmp_path / "cohort"
-    folder.mkdir()
-    lines = []
-    for p in range(12):
-        lang = "en" if p % 2 else "zh"
-        for v in range(2):
-            visit = make_visit(lang, visit_id=f"P{p}-V{v}", patient_id=f"P{p}")
-            plan = make_plan(lang) if v else guideline(visit)  # the second visit: the guideline's own plan
-            lines.append(json.dumps({"visit": visit.model_dump(mode="json"), "plan": plan.model_dump(mode="json")}))
-    (folder / "visits.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
+def cohort(tmp_path: Path, write_cohort, make_plan) -> Path:
+    """12 patients x 2 visits: the first visit's plan is the guideline's own, the second's (make_plan) departs
+    from the guideline's goal or classes."""
+    return write_cohort(tmp_path / "cohort", 12, lambda visit, lang, v: make_plan(lang) if v else guideline(visit))
 
 
 def test_guided_dataset_checks_train_targets_and_keeps_the_test_truth(cohort, tmp_path) -> None:

@@ -52,6 +52,10 @@ class ModelEngine:
             "adapter": str(adapter) if adapter is not None else None,
             "adapter_version": getattr(generator, "adapter_version", None),
         }
+        # the adapter was trained with the guideline engine's line in its prompts (prompts/guidance.py); kept apart
+        # from `info`, which fingerprints saved answers (the adapter version already decides the style)
+        style = getattr(generator, "prompt_style", None)
+        self.guideline_line = bool(style and style.guidance)
 
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         inference = importlib.import_module(INFERENCE_MODULE)

@@ -91,6 +91,7 @@ def _run_engine(
             "n": len(examples),
             "include_history": include_history,
             "model": getattr(engine, "info", None),
+            "guideline_line": getattr(engine, "guideline_line", False),
             "status": status,
             "seconds": round(seconds, 3),
             "reused_predictions": reused,
