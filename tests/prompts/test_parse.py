@@ -181,20 +181,3 @@ def test_every_prefix_of_a_target_parses_without_error(make_plan, lang):
         assert not result.complete or text[:cut].rstrip().endswith("END")
         if result.plan is not None:
             assert {(m.action, m.drug, m.dose, m.frequency) for m in result.plan.medications} <= whole
-
-
-def test_a_drug_named_again_is_not_a_second_order() -> None:
-    text = (
-        "GOAL: HbA1c <7.0%\n"
-        "MED: continue | lisinopril | acei | 20 mg | qd\n"
-        "MED: start | semaglutide | glp1ra | 0.25 mg | qw | obesity\n"
-        "MED: continue | lisinopril | acei | 20 mg | qd\n"  # a loop: the same line again
-        "MED: start | lisinopril | acei | 20 mg | qd\n"  # the same drug under another action
-        "END\n"
-    )
-    result = parse_plan(text)
-    assert [(m.action, m.drug) for m in result.plan.medications] == [
-        ("continue", "lisinopril"),
-        ("start", "semaglutide"),
-    ]
-    assert result.errors == ["line 5: MED: lisinopril already has an order; this start ignored"]

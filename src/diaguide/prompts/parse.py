@@ -275,12 +275,10 @@ def _assemble(items: list[tuple[int, str, str]], errors: list[str]) -> Plan | No
                 treatment.append(squash(value))
             elif key == "MED":
                 med = parse_med(value)
-                ident = ("MED", med.drug.lower())
-                if ident not in seen:  # small models loop: a drug named again is not a second order
+                ident = ("MED", med.action, med.drug.lower())
+                if ident not in seen:  # small models loop: one line repeated is one order
                     seen.add(ident)
                     meds.append(med)
-                elif not any(m.drug.lower() == ident[1] and m.action == med.action for m in meds):
-                    errors.append(f"{where}: MED: {med.drug} already has an order; this {med.action} ignored")
             elif key == "LAB":
                 lab = parse_lab(value)
                 if ("LAB", lab.loinc) not in seen:
