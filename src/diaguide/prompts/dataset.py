@@ -30,7 +30,9 @@ from diaguide.records.jsonl import json_lines
 from diaguide.records.schema import CohortRecord
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 1
+# Bump when the prompts or targets a cohort renders to change: cached datasets are named by it, so a
+# training run never reads pairs rendered by an older version (2: the guideline line, target_source).
+FORMAT_VERSION = 2
 
 
 def sha256_of(path: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from diaguide.errors import ConfigError, InputError
 from diaguide.inference.base_model import cache_dir
+from diaguide.prompts.dataset import FORMAT_VERSION
 from diaguide.training.config import DataSection
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ def cohort_dataset_dir(data: DataSection) -> Path:
     """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history/guidance)."""
     c = data.cohort
     name = f"cohort-p{c.patients}-s{c.seed}-{c.lang}" + ("" if c.history else "-nohistory")
+    name += f"-f{FORMAT_VERSION}"  # pairs rendered by another version of the prompt code are not reused
     if c.guidance:
         name += f"-guided-{c.region}"
     return cache_dir() / "datasets" / name
