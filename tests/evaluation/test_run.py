@@ -15,6 +15,7 @@ from diaguide.cli import main
 from diaguide.errors import ModelError
 from diaguide.evaluation.data import read_examples, sha256_of
 from diaguide.evaluation.engines import EngineUnavailable
+from diaguide.evaluation.report import render_report
 from diaguide.evaluation.run import evaluate, evaluate_command
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
@@ -78,6 +79,12 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
     assert "lora@no_history" in page and "rules" in page
     assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)) >= 5
     assert "Worst misses" in page
+    # the fake engine runs plain prompts; an engine trained with the guideline line is named as such
+    assert metrics["engines"]["lora"]["guideline_line"] is False and "as one line of the prompt" not in page
+    metrics["engines"]["lora"]["guideline_line"] = True
+    assert "lora: trained and run with the guideline engine's decisions as one line of the prompt" in (
+        render_report(metrics, {})
+    )
     assert (out / "visits" / "lora.jsonl").is_file()
     printed = capsys.readouterr().out
     assert "lora" in printed and "metrics.json" in printed

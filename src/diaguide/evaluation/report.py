@@ -266,6 +266,13 @@ def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
             f"<p>For context: the physicians' own glucose-lowering classes equal the guideline engine's in "
             f"{_number(ref)} of these visits (value [95% interval]).</p>"
         )
+    guided = [n for n, e in engines.items() if e.get("guideline_line")]
+    if guided:
+        intro += (
+            f"<p>{_e(', '.join(guided))}: trained and run with the guideline engine's decisions as one line of the "
+            "prompt (its goal and the drugs it starts, adjusts, keeps and stops), so their agreement with the "
+            "guideline is not the model's own reasoning alone.</p>"
+        )
     if skipped:
         intro += f"<p>Not evaluated:</p><ul>{skipped}</ul>"
     if not engines:
