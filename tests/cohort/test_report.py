@@ -8,11 +8,11 @@ import json
 import pytest
 
 from diaguide.cohort.generate import build_cohort, cohort_command
-from diaguide.cohort.report import jaccard, kept_classes
-from diaguide.records.schema import MedicationOrder, Plan
+from diaguide.cohort.report import jaccard
+from diaguide.records.schema import MedicationOrder, Plan, kept_glucose_classes
 
 
-def test_jaccard_and_kept_classes():
+def test_jaccard_and_kept_glucose_classes():
     plan = Plan(
         medications=[
             MedicationOrder(drug="metformin", drug_class="metformin", action="continue"),
@@ -21,7 +21,7 @@ def test_jaccard_and_kept_classes():
             MedicationOrder(drug="losartan", drug_class="arb", action="continue"),
         ]
     )
-    assert kept_classes(plan) == {"metformin", "sglt2i"}
+    assert kept_glucose_classes(plan) == {"metformin", "sglt2i"}
     assert jaccard({"metformin", "sglt2i"}, {"metformin", "glp1ra"}) == pytest.approx(1 / 3)
     assert jaccard(set(), set()) == 1.0
 

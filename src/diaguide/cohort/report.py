@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from diaguide.cohort.deviations import DEVIATION_RATE, KINDS, TRAP_RATE, TRAPS
 from diaguide.cohort.patients import REFERENCE_DATE
-from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan
+from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, kept_glucose_classes
 
 if TYPE_CHECKING:
     from diaguide.cohort.generate import Generated
@@ -85,11 +85,6 @@ def _complexity(cohort: list[Generated]) -> dict[str, int] | None:
     return _count(complexity(g.record.visit).level for g in cohort)
 
 
-def kept_classes(plan: Plan) -> set[str]:
-    """Glucose-lowering classes the patient is on after the plan (start/continue/adjust)."""
-    return {m.drug_class for m in plan.medications if m.action != "stop" and m.drug_class in GLUCOSE_LOWERING_CLASSES}
-
-
 def started_classes(plan: Plan) -> set[str]:
     return {m.drug_class for m in plan.medications if m.action == "start" and m.drug_class in GLUCOSE_LOWERING_CLASSES}
 
@@ -113,7 +108,7 @@ def agreement_report(cohort: list[Generated], out=sys.stderr) -> dict | None:
         visit, plan = g.record.visit, g.record.plan
         region = "cds" if visit.language == "zh" else "ada"
         ref = recommend(visit, region=region)
-        doc, eng = kept_classes(plan), kept_classes(ref)
+        doc, eng = kept_glucose_classes(plan), kept_glucose_classes(ref)
         findings = check(visit, plan, region=region)
         severities = {f.severity for f in findings}
         for key in (g.record.style or "unknown", "all"):

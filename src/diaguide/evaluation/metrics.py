@@ -42,10 +42,10 @@ from collections.abc import Iterable, Mapping
 from diaguide.evaluation.text_metrics import TEXT_METRICS
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Finding, Plan
 from diaguide.records.units import canonical_loinc
+from diaguide.safety.checker import FLAG_SEVERITIES, flags_on_proposed
 
 ACTIVE_ACTIONS = frozenset({"start", "continue", "adjust"})
 SCORED_CLASSES: tuple[str, ...] = tuple(c for c in DRUG_CLASSES if c != "other")
-FLAG_SEVERITIES = frozenset({"warning", "critical"})
 
 # metric -> (numerator, denominator), each a linear combination of per-visit columns
 RATIOS: dict[str, tuple[dict[str, float], dict[str, float]]] = {
@@ -109,14 +109,6 @@ def action_matches(predicted: Plan | None, truth: Plan | None) -> tuple[int, int
 
 def _finding_key(f: Finding) -> tuple[str, str, frozenset[str]]:
     return f.rule_id, f.severity, frozenset(d.strip().lower() for d in f.drugs)
-
-
-def flags_on_proposed(plan: Plan | None, findings: Iterable[Finding]) -> list[Finding]:
-    """Warning/critical findings that name a drug the plan starts, continues or adjusts."""
-    if plan is None:
-        return []
-    proposed = {m.drug.strip().lower() for m in plan.medications if m.action in ACTIVE_ACTIONS}
-    return [f for f in findings if f.severity in FLAG_SEVERITIES and proposed & {d.strip().lower() for d in f.drugs}]
 
 
 def unflagged(plan: Plan | None, rechecked: Iterable[Finding]) -> list[Finding]:

@@ -26,11 +26,10 @@ from pathlib import Path
 
 from diaguide.errors import ModelError
 from diaguide.prompts.target import goal_text
-from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Finding, Plan, Visit
+from diaguide.records.schema import Plan, Visit, kept_glucose_classes
 
 STYLE_FILE = "prompt.json"
 ACTION_ORDER = ("start", "adjust", "continue", "stop")
-FLAGGED = frozenset({"warning", "critical"})
 
 
 @dataclass(frozen=True)
@@ -106,21 +105,12 @@ def as_target(reference: Plan) -> Plan:
     return reference.model_copy(update={"treatment": _STEPS.sub("", reference.treatment, count=1).strip()})
 
 
-def _glucose_classes(plan: Plan) -> set[str]:
-    return {m.drug_class for m in plan.medications if m.action != "stop" and m.drug_class in GLUCOSE_LOWERING_CLASSES}
-
-
 def _flags(visit: Visit, plan: Plan, region: str) -> set[tuple[str, tuple[str, ...]]]:
     """Warning/critical findings on the drugs a plan gives (rule and drugs, to compare two plans)."""
-    from diaguide.safety.checker import check
+    from diaguide.safety.checker import check, flags_on_proposed
 
-    given = {m.drug.strip().lower() for m in plan.medications if m.action != "stop"}
-    findings: list[Finding] = check(visit, plan, region=region)
-    return {
-        (f.rule_id, tuple(sorted(d.lower() for d in f.drugs)))
-        for f in findings
-        if f.severity in FLAGGED and given & {d.strip().lower() for d in f.drugs}
-    }
+    flagged = flags_on_proposed(plan, check(visit, plan, region=region))
+    return {(f.rule_id, tuple(sorted(d.lower() for d in f.drugs))) for f in flagged}
 
 
 def checked_target(visit: Visit, physician: Plan, region: str, reference: Plan | None = None) -> tuple[Plan, str]:
@@ -133,7 +123,7 @@ def checked_target(visit: Visit, physician: Plan, region: str, reference: Plan |
     reference = reference if reference is not None else guideline_plan(visit, region)
     if physician.hba1c_goal != reference.hba1c_goal:
         return as_target(reference), "goal"
-    if _glucose_classes(physician) != _glucose_classes(reference):
+    if kept_glucose_classes(physician) != kept_glucose_classes(reference):
         return as_target(reference), "classes"
     if _flags(visit, physician, region) - _flags(visit, reference, region):
         return as_target(reference), "safety"

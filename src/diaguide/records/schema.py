@@ -186,6 +186,11 @@ class Plan(_Model):
     hba1c_goal: float | None = Field(None, description="% — the glycaemic goal chosen for this patient")
 
 
+def kept_glucose_classes(plan: Plan) -> set[str]:
+    """Glucose-lowering classes the patient is on after the plan (start/continue/adjust)."""
+    return {m.drug_class for m in plan.medications if m.action != "stop" and m.drug_class in GLUCOSE_LOWERING_CLASSES}
+
+
 class CohortRecord(_Model):
     """One line of a cohort's `visits.jsonl`: the visit and what the physician did."""
 

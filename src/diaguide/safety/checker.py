@@ -11,6 +11,7 @@ on file says which lab is missing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from diaguide.safety.regimen import build_regimen
 from diaguide.safety.rules import contraindications
 
 _RANK = {"critical": 0, "warning": 1, "info": 2}
+FLAG_SEVERITIES = frozenset({"warning", "critical"})  # what "a safety rule flags" means for a suggestion
 _PROMPT_PREFIX = {"en": "Safety (critical): ", "zh": "安全警示（严重）："}
 
 
@@ -82,6 +84,14 @@ def check(visit: Visit, plan: Plan, region: str | None = "ada") -> list[Finding]
         *checks.over_basalisation(regimen, facts),
     ]
     return sorted(dedupe(findings), key=lambda f: _RANK[f.severity])
+
+
+def flags_on_proposed(plan: Plan | None, findings: Iterable[Finding]) -> list[Finding]:
+    """Warning/critical findings that name a drug the plan starts, continues or adjusts."""
+    if plan is None:
+        return []
+    proposed = {m.drug.strip().lower() for m in plan.medications if m.action != "stop"}
+    return [f for f in findings if f.severity in FLAG_SEVERITIES and proposed & {d.strip().lower() for d in f.drugs}]
 
 
 def apply_safety(visit: Visit, plan: Plan, region: str | None = "ada") -> Plan:
