@@ -51,6 +51,7 @@ class ModelEngine:
             "model": getattr(generator, "model_name", None),
             "adapter": str(adapter) if adapter is not None else None,
             "adapter_version": getattr(generator, "adapter_version", None),
+            "decoding": getattr(generator, "decoding", None),  # greedy, flash attention, loop stop ...
         }
         # the adapter was trained with the guideline engine's line in its prompts (prompts/guidance.py); kept apart
         # from `info`, which fingerprints saved answers (the adapter version already decides the style)

@@ -48,6 +48,7 @@ class Generation:
     new_tokens: int
     finished: bool  # stopped at end-of-turn rather than at the token limit
     first_token_s: float | None = None  # prompt reading + first token, where the engine streams (llama.cpp)
+    looped: bool = False  # stopped because a line repeated an earlier one (`loops.py`); the repeat is cut off
 
 
 @runtime_checkable

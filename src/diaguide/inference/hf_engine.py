@@ -21,6 +21,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_base_model
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
+from diaguide.inference.loops import LineLoops
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class HFEngine:
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.loops = LineLoops(self.tokenizer)
+        self.decoding = {"greedy": True, "stop_repeated_line": True}  # recorded with evaluation answers
         self.load_s = time.perf_counter() - t0
 
     def generate(self, prompts: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[Generation]:
@@ -126,6 +129,7 @@ class HFEngine:
                 use_cache=True,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=eos,
+                stopping_criteria=_stop_loops(self.loops, width, eos),
             )[:, width:].tolist()
         return self._generations(new, batch, eos)
 
@@ -135,9 +139,26 @@ class HFEngine:
         for row, prompt in zip(new, batch, strict=True):
             finished = eos in row
             row = row[: row.index(eos) + 1] if finished else row
-            text = tok.decode(row, skip_special_tokens=True)
-            out.append(Generation(text=text, prompt_tokens=len(prompt), new_tokens=len(row), finished=finished))
+            # a row stopped at a repeated line (padded after it, maybe with the end token) is cut before that line
+            cut = self.loops.first(row)
+            text = tok.decode(row[:cut], skip_special_tokens=True)
+            out.append(
+                Generation(
+                    text=text,
+                    prompt_tokens=len(prompt),
+                    new_tokens=len(row) if cut is None else self._generated(row),
+                    finished=finished and cut is None,
+                    looped=cut is not None,
+                )
+            )
         return out
+
+    def _generated(self, row: list[int]) -> int:
+        """Tokens generated in a row that stopped at a repeated line: up to that line's end (padding after it)."""
+        for end in range(1, len(row) + 1):
+            if self.loops.check(row[:end]) is not None:
+                return end
+        return len(row)
 
     def _prefix_greedy(self, ids, mask, max_new_tokens: int, eos: int) -> list[list[int]]:
         """Greedy decoding of a prefix-tuned model: prefix cache first, positions P, P+1 ... for real tokens."""
@@ -172,9 +193,29 @@ class HFEngine:
             token = torch.where(done, torch.full_like(token, self.tokenizer.pad_token_id), token)
             new.append(token)
             done |= token == eos
+            rows = torch.stack(new, dim=1).tolist()
+            done |= torch.tensor([self.loops.check(r) is not None for r in rows], device=done.device)
             if bool(done.all()):
                 break
             step_ids = token[:, None]
             positions = positions[:, -1:] + 1
             full_mask = torch.cat([full_mask, torch.ones((b, 1), dtype=full_mask.dtype, device=full_mask.device)], 1)
         return torch.stack(new, dim=1).tolist()
+
+
+def _stop_loops(loops: LineLoops, width: int, eos: int):
+    """A transformers stopping criterion: a row stops once it writes a line it already wrote (`loops.py`)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopLoops(StoppingCriteria):
+        def __init__(self) -> None:
+            self.stopped: set[int] = set()
+
+        def __call__(self, input_ids, scores, **kwargs):
+            for b, row in enumerate(input_ids[:, width:].tolist()):
+                if b not in self.stopped and eos not in row and loops.check(row) is not None:
+                    self.stopped.add(b)
+            return torch.tensor([b in self.stopped for b in range(input_ids.shape[0])], device=input_ids.device)
+
+    return StoppingCriteriaList([StopLoops()])

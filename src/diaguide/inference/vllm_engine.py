@@ -15,6 +15,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_tokenizer, resolve_model_path
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
+from diaguide.inference.loops import LineLoops
 from diaguide.prompts.guidance import PromptStyle
 
 
@@ -64,6 +65,8 @@ class VLLMEngine:
             **llm_kwargs,
         )
         self.lora = LoRARequest("adapter", 1, str(adapter)) if lora else None
+        self.loops = LineLoops(self.tokenizer)
+        self.decoding = {"greedy": True, "stop_repeated_line": True}  # recorded with evaluation answers
         self.load_s = time.perf_counter() - t0
 
     def generate(self, prompts: list[str], max_new_tokens: int = MAX_NEW_TOKENS) -> list[Generation]:
@@ -78,12 +81,15 @@ class VLLMEngine:
         out = []
         for prompt, o in zip(ids, outputs, strict=True):
             c = o.outputs[0]
+            cut = self.loops.first(list(c.token_ids))  # a repeated line: cut there, as the other engines stop there
+            text = c.text if cut is None else self.tokenizer.decode(list(c.token_ids)[:cut], skip_special_tokens=True)
             out.append(
                 Generation(
-                    text=c.text,
+                    text=text,
                     prompt_tokens=len(prompt["prompt_token_ids"]),
                     new_tokens=len(c.token_ids),
-                    finished=c.finish_reason == "stop",
+                    finished=c.finish_reason == "stop" and cut is None,
+                    looped=cut is not None,
                 )
             )
         return out
