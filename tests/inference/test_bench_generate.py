@@ -18,6 +18,7 @@ def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
     tf = data["engines"]["transformers"]
     for run in (tf["one_at_a_time"], tf["batched"]):
         assert run["visits"] == 3 and run["new_tokens"] > 0 and run["tokens_per_s"] > 0
+        assert 0 <= run["stopped_at_repeated_line"] <= 3
     assert tf["batched_speedup"] == pytest.approx(
         tf["batched"]["visits_per_s"] / tf["one_at_a_time"]["visits_per_s"], rel=0.01
     )
@@ -31,3 +32,8 @@ def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
         # decoding alone is faster than decoding with the prompt reading counted in
         assert single["first_token_s_mean"] > 0 and single["decode_tokens_per_s"] > single["tokens_per_s"]
         assert {"serving_tokens_per_s", "single_visit_p50_s"} <= set(data["goals"])
+        # the bundled base model is always measured in the same run, as this machine's reference
+        assert "llama.cpp/bundled_q4_1" in data["engines"]
+        if data["model"]["fine_tuned"]:
+            ref = data["serving_decode"]
+            assert ref["base_q4_1_decode_tokens_per_s"] > 0 and ref["fine_tuned_decode_tokens_per_s"] > 0
