@@ -126,6 +126,18 @@ def test_plain_dataset_is_unchanged_by_the_option(cohort, tmp_path) -> None:
     assert all("Guideline:" not in r["prompt"] for r in _rows(tmp_path / "plain", "train"))
 
 
+def test_unreadable_dataset_manifest_is_an_error_not_the_plain_style(tmp_path) -> None:
+    from diaguide.errors import ConfigError
+
+    assert PromptStyle.of_dataset(tmp_path) == PromptStyle()  # no manifest: a dataset written by hand
+    (tmp_path / "manifest.json").write_text("{torn", encoding="utf-8")
+    with pytest.raises(ConfigError, match="manifest is not JSON"):
+        PromptStyle.of_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no options"):
+        PromptStyle.of_dataset(tmp_path)
+
+
 def test_style_round_trips_and_a_bad_file_is_named(tmp_path) -> None:
     assert PromptStyle.of(tmp_path) == PromptStyle() == PromptStyle.of(None)
     PromptStyle(guidance=True).save(tmp_path)

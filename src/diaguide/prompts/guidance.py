@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from diaguide.errors import ModelError
+from diaguide.errors import ConfigError, ModelError
 from diaguide.prompts.target import goal_text
 from diaguide.records.schema import Plan, Visit, kept_glucose_classes
 
@@ -58,12 +58,23 @@ class PromptStyle:
 
     @classmethod
     def of_dataset(cls, folder: str | Path) -> PromptStyle:
-        """The style a dataset folder's prompts were rendered in (its manifest.json options)."""
+        """The style a dataset folder's prompts were rendered in (its manifest.json options; the default style
+        for a folder without a manifest, e.g. JSONL written by hand).
+
+        Raises:
+            ConfigError: the manifest cannot be read: an adapter trained on it would be served with prompts
+                it may not have been trained on.
+        """
         path = Path(folder) / "manifest.json"
+        if not path.is_file():
+            return cls()
         try:
-            options = json.loads(path.read_text(encoding="utf-8")).get("options", {}) if path.is_file() else {}
-        except (json.JSONDecodeError, AttributeError):
-            options = {}
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"the dataset manifest is not JSON ({exc})", source=str(path)) from None
+        options = manifest.get("options", {}) if isinstance(manifest, dict) else None
+        if not isinstance(options, dict):
+            raise ConfigError("the dataset manifest has no options object", source=str(path))
         return cls(guidance=bool(options.get("guidance", False)))
 
 

@@ -88,6 +88,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     use_template = check_chat_template(tokenizer, cfg.model.require_chat_template, source=cfg.model.name)
     with acc.main_process_first():
         folder = resolve_dataset(cfg.data)
+    style = PromptStyle.of_dataset(folder)  # read first: a bad manifest stops the run before it trains
     train_rows = read_rows(folder / "train.jsonl")
     val_rows = read_rows(folder / "val.jsonl") if (folder / "val.jsonl").is_file() else []
     if cfg.data.max_examples:
@@ -211,7 +212,7 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     _save_adapter(out, acc, module, model, cfg)
     if acc.is_main_process:
         tokenizer.save_pretrained(out)
-        PromptStyle.of_dataset(folder).save(out)  # inference renders prompts the way these were rendered
+        style.save(out)  # inference renders prompts the way these were rendered
         summary.update(
             model=cfg.model.name,
             method=cfg.method.name,
