@@ -104,3 +104,27 @@ def test_reexported_smollm2_generates_the_same_tokens_as_the_original(tmp_path) 
     original = greedy(bundled_gguf())
     assert len(set(original)) > 5  # a real answer, not one token repeated
     assert greedy(path) == original
+
+
+@pytest.mark.slow
+def test_q4_0_export_keeps_embeddings_at_q8_0_and_stays_close(tmp_path, tiny_big_vocab) -> None:
+    """The 4-bit serving file: block weights Q4_0, embeddings/output head Q8_0, norms F32; llama.cpp (which
+    repacks Q4_0 at load) computes logits near the F32 file's."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from gguf import GGMLQuantizationType as T
+    from gguf import GGUFReader
+
+    path = export_gguf(tiny_big_vocab, tmp_path / "tiny-q4_0.gguf", ftype="q4_0")
+    types = {t.name: t.tensor_type for t in GGUFReader(path).tensors}
+    assert types["token_embd.weight"] == T.Q8_0
+    assert {v for k, v in types.items() if k.endswith("norm.weight")} == {T.F32}
+    blocks = {v for k, v in types.items() if k.startswith("blk.") and not k.endswith("norm.weight")}
+    assert T.Q4_0 in blocks and blocks <= {T.Q4_0, T.F16}  # F16 only where rows are not whole 32-blocks
+    ids = [1, 504, 2010, 314, 1127, 28, 3384, 30, 4981, 17, 42, 1715]
+    exact = _llamacpp_logits(llama_cpp, export_gguf(tiny_big_vocab, tmp_path / "tiny.gguf", ftype="f32"), ids)
+    four = _llamacpp_logits(llama_cpp, path, ids)
+    corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(four[1:], exact[1:], strict=True)]
+    # a random model with wide weights amplifies 4-bit error from layer to layer (0.70-0.95 here), yet the logits
+    # follow the F32 file's; a wrongly laid out block would leave no correlation at all
+    assert np.mean(corr) > 0.75 and min(corr) > 0.5
+    assert not np.allclose(four, exact)  # it really is the quantised file

@@ -40,3 +40,13 @@ def test_bad_engine_or_adapter_is_one_clear_error(tmp_path) -> None:
         registry.get_engine(kind="tensorrt", adapter=_adapter(tmp_path / "l", "LORA"))
     with pytest.raises(ModelError, match="adapter_config.json"):
         registry.get_engine(kind="transformers", adapter=tmp_path / "empty")
+
+
+def test_gguf_type_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("DIAGUIDE_GGUF_TYPE", raising=False)
+    assert registry.gguf_type() == registry.GGUF_TYPE
+    monkeypatch.setenv("DIAGUIDE_GGUF_TYPE", "Q4_0")
+    assert registry.gguf_type() == "q4_0"
+    monkeypatch.setenv("DIAGUIDE_GGUF_TYPE", "q3_k")
+    with pytest.raises(ModelError, match="DIAGUIDE_GGUF_TYPE must be one of"):
+        registry.gguf_type()

@@ -119,7 +119,7 @@ def _model_section(adapter: Path | None) -> dict[str, Any]:
 def bench_generate(out: str, quick: bool = False) -> int:
     """Run the generation benchmark and write its JSON to `out`; 0 on success."""
     from diaguide.inference.hf_engine import HFEngine
-    from diaguide.inference.registry import default_adapter, llamacpp_available, merged_gguf
+    from diaguide.inference.registry import default_adapter, gguf_type, llamacpp_available, merged_gguf
 
     n = 3 if quick else 4  # llama.cpp (single-stream)
     n_batched = 3 if quick else BATCH  # transformers, one at a time and in one batch
@@ -168,7 +168,7 @@ def bench_generate(out: str, quick: bool = False) -> int:
         tok = load_tokenizer()
         files = {"bundled_q4_1": bundled_gguf()}
         if adapter is not None:  # the fine-tuned model is served; the bundled base runs after it as the reference
-            files = {"merged_q8_0": merged_gguf(adapter), **files}
+            files = {f"merged_{gguf_type()}": merged_gguf(adapter), **files}
         if adapter is None and not quick:
             from diaguide.inference.base_model import load_base_model
             from diaguide.inference.gguf_export import export_gguf

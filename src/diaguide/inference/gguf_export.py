@@ -29,7 +29,7 @@ from diaguide.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-FTYPES = ("f32", "f16", "q8_0", "q4_1")
+FTYPES = ("f32", "f16", "q8_0", "q4_1", "q4_0")
 # keys written from the model's config rather than copied from the reference (suffixes of "llama.")
 _ARCH_KEYS = (
     "block_count",
@@ -129,7 +129,8 @@ def _tensor_type(name: str, array: np.ndarray, ftype: str):
         return T.F32
     if ftype == "f16":
         return T.F16
-    qtype = T.Q8_0 if ftype == "q8_0" or name in ("token_embd.weight", "output.weight") else T.Q4_1
+    four_bit = T.Q4_0 if ftype == "q4_0" else T.Q4_1
+    qtype = T.Q8_0 if ftype == "q8_0" or name in ("token_embd.weight", "output.weight") else four_bit
     # block formats need rows that are whole blocks (32 values); a tiny model may not have them
     return qtype if array.shape[-1] % 32 == 0 else T.F16
 
@@ -174,8 +175,10 @@ def export_gguf(
         out_path: the .gguf file to write (written beside and renamed, so readers never see half a file).
         reference_gguf: a GGUF of the same tokenizer whose tokenizer and metadata are copied; None picks the
             bundled SmolLM2 file when the vocabulary fits.
-        ftype: "f32", "f16", "q8_0" (default: near-lossless, ~145 MB for SmolLM2-135M) or "q4_1" (the bundled
-            file's format, ~100 MB and the fastest on CPU).
+        ftype: "f32", "f16", "q8_0" (default: near-lossless, ~145 MB for SmolLM2-135M), "q4_1" (the bundled
+            file's format, ~100 MB) or "q4_0" (~92 MB; llama.cpp repacks Q4_0 for AVX2/AVX-512 at load, which
+            makes it the fastest on CPU: ~25% faster decoding than q8_0 on 2 cores). In the 4-bit files the
+            embeddings/output head stay Q8_0, as in the bundled file.
 
     Raises:
         ModelError: not a llama-architecture model, no usable reference tokenizer, or an unknown ftype.
@@ -227,6 +230,7 @@ def export_gguf(
         "f16": LlamaFileType.MOSTLY_F16,
         "q8_0": LlamaFileType.MOSTLY_Q8_0,
         "q4_1": LlamaFileType.MOSTLY_Q4_1,
+        "q4_0": LlamaFileType.MOSTLY_Q4_0,
     }[ftype]
     writer.add_key_value("general.file_type", int(file_type), GGUFValueType.UINT32)
     writer.add_key_value("general.quantization_version", 2, GGUFValueType.UINT32)

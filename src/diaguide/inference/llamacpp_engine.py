@@ -109,7 +109,12 @@ class LlamaCppEngine:
             self.eos.add(self.tokenizer.eos_token_id)
         self.loops = LineLoops(self.tokenizer)
         # how replies are decoded, recorded with evaluation answers (a change there makes them stale)
-        self.decoding = {"greedy": True, "flash_attn": bool(llama_kwargs["flash_attn"]), "stop_repeated_line": True}
+        self.decoding = {
+            "gguf": path.name,  # the weights' file: names the adapter version and quantisation
+            "greedy": True,
+            "flash_attn": bool(llama_kwargs["flash_attn"]),
+            "stop_repeated_line": True,
+        }
         self.load_s = time.perf_counter() - t0
 
     def token_ids(self, prompt: str) -> list[int]:

@@ -32,7 +32,7 @@ KINDS = {
     "vllm": "vllm",
 }
 DEFAULT_ADAPTER_NAME = "smollm2-135m-lora"
-GGUF_TYPE = "q8_0"  # see bench/results/generate-cpu.json for its speed against q4_1
+GGUF_TYPE = "q8_0"  # the merged fine-tune's GGUF type; $DIAGUIDE_GGUF_TYPE picks another (gguf_export.FTYPES)
 
 
 def models_dir() -> Path:
@@ -52,9 +52,24 @@ def llamacpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def merged_gguf(adapter: str | os.PathLike, ftype: str = GGUF_TYPE) -> Path:
-    """A GGUF of the base model with this LoRA adapter merged in, exported once and cached by weight hash."""
+def gguf_type() -> str:
+    """The GGUF type a merged fine-tune is served in: $DIAGUIDE_GGUF_TYPE, else `GGUF_TYPE`."""
+    from diaguide.inference.gguf_export import FTYPES
+
+    chosen = os.environ.get("DIAGUIDE_GGUF_TYPE", "").strip().lower() or GGUF_TYPE
+    if chosen not in FTYPES:
+        raise ModelError(
+            f"DIAGUIDE_GGUF_TYPE must be one of {', '.join(FTYPES)}, got {chosen!r}", field="DIAGUIDE_GGUF_TYPE"
+        )
+    return chosen
+
+
+def merged_gguf(adapter: str | os.PathLike, ftype: str | None = None) -> Path:
+    """A GGUF of the base model with this LoRA adapter merged in (in `gguf_type()` unless `ftype` is given),
+    exported once and cached by weight hash."""
     from diaguide.inference.gguf_export import export_gguf
+
+    ftype = ftype or gguf_type()
 
     version = adapter_version(adapter)
     target = cache_dir() / "gguf" / f"{Path(adapter).name}-{version}-{ftype}.gguf"
