@@ -4,7 +4,7 @@ Measured on the same visits of the seeded synthetic cohort, on this machine, one
 
 * transformers, one visit at a time and the same visits in one batch of the engine's default size (8; the
   baseline: batching must give >= 2x);
-* llama.cpp single-stream (the CPU serving engine: goal >= 100 tokens/s), on the fine-tuned adapter merged and
+* llama.cpp single-stream (the CPU serving engine: goal >= 100 tokens/s decoding), on the fine-tuned adapter merged and
   exported to GGUF, and on the bundled base GGUF (Q4_1) as this machine's reference: the issue measured ~111
   tokens/s for it, and machines lent to us differ by up to 2x, so the same-run reference says how fast this
   one is. Without an adapter: the bundled GGUF and (full run) our own Q8_0 export of the same weights;
@@ -205,19 +205,21 @@ def bench_generate(out: str, quick: bool = False) -> int:
     tf = result["engines"]["transformers"]
     goals = {"batched_speedup": {"value": tf["batched_speedup"], "goal": f">= {GOALS['batched_speedup']}"}}
     if serving is not None:
-        goals["serving_tokens_per_s"] = {
-            "value": serving["single_stream"]["tokens_per_s"],
-            "goal": f">= {GOALS['serving_tokens_per_s']}",
-            "counts": "new tokens over the whole call, prompt reading included",
-        }
+        single = serving["single_stream"]
         reference = result["engines"].get("llama.cpp/bundled_q4_1")
-        if reference is not None and reference is not serving:
-            # not a goal of its own: decoding alone, beside the base model's on this same machine
-            result["serving_decode"] = {
-                "fine_tuned_decode_tokens_per_s": serving["single_stream"].get("decode_tokens_per_s"),
-                "base_q4_1_decode_tokens_per_s": reference["single_stream"].get("decode_tokens_per_s"),
-                "issue_reference": "the issue measured ~111 tokens/s for the base Q4_1 on its machine",
-            }
+        base = reference["single_stream"] if reference is not None and reference is not serving else None
+        # The goal is in the issue's unit: it measured the base Q4_1 at ~111 tokens/s "generated" on 2 cores,
+        # which is a decoding rate (the same file, measured here in the same run, decodes at about that rate
+        # but reaches only about half of it once a ~600-token prompt's reading is counted in). Both are written.
+        goals["serving_tokens_per_s"] = {
+            "value": single.get("decode_tokens_per_s", single["tokens_per_s"]),
+            "goal": f">= {GOALS['serving_tokens_per_s']}",
+            "counts": "new tokens per second of decoding, after the prompt is read",
+            "with_prompt_reading": single["tokens_per_s"],
+            "base_q4_1_same_run": None
+            if base is None
+            else {"decode": base.get("decode_tokens_per_s"), "with_prompt_reading": base["tokens_per_s"]},
+        }
         goals["single_visit_p50_s"] = {"value": serving["latency"]["p50_s"], "goal": f"< {GOALS['single_visit_p50_s']}"}
     for key, g in goals.items():
         g["met"] = g["value"] < GOALS[key] if key == "single_visit_p50_s" else g["value"] >= GOALS[key]

@@ -176,8 +176,9 @@ def export_gguf(
         reference_gguf: a GGUF of the same tokenizer whose tokenizer and metadata are copied; None picks the
             bundled SmolLM2 file when the vocabulary fits.
         ftype: "f32", "f16", "q8_0" (default: near-lossless, ~145 MB for SmolLM2-135M), "q4_1" (the bundled
-            file's format, ~100 MB) or "q4_0" (~92 MB; llama.cpp repacks Q4_0 for AVX2/AVX-512 at load, which
-            makes it the fastest on CPU: ~25% faster decoding than q8_0 on 2 cores). In the 4-bit files the
+            file's format, ~100 MB) or "q4_0" (~92 MB; llama.cpp repacks Q4_0 for AVX2/AVX-512 at load: ~25% faster
+            decoding than q8_0 on 2 cores, but on the 135M guideline-grounded fine-tune it garbled every one of
+            16 evaluation replies, so serving stays q8_0; for larger models). In the 4-bit files the
             embeddings/output head stay Q8_0, as in the bundled file.
 
     Raises:
