@@ -178,20 +178,21 @@ def bench_generate(out: str, quick: bool = False) -> int:
             del base
         for name, path in files.items():
             t0 = time.perf_counter()
-            fine_tuned = name.startswith("merged")
+            # the base model as the reference beside a fine-tune: plain prompts, as it was never trained on others
+            is_reference = adapter is not None and not name.startswith("merged")
             eng = LlamaCppEngine(
                 path,
                 tokenizer=tok,
                 model_name=result["model"]["base"],
-                prompt_style=style if fine_tuned or adapter is None else PromptStyle(),
+                prompt_style=PromptStyle() if is_reference else style,
             )
             load_s = time.perf_counter() - t0
-            base_prompts = prompts if fine_tuned or adapter is None else [render_prompt(v) for v in visits[:n]]
+            run_prompts = [render_prompt(v) for v in visits[:n]] if is_reference else prompts
             entry = {
                 "file": Path(path).name,
                 "load_s": round(load_s, 3),
                 "decoding": eng.decoding,
-                "single_stream": throughput(eng, base_prompts, budget),
+                "single_stream": throughput(eng, run_prompts, budget),
             }
             if serving is None:
                 entry["latency"] = latency(eng, visits[: (1 if quick else 3)], budget if quick else MAX_NEW_TOKENS)

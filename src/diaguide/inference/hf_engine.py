@@ -146,19 +146,17 @@ class HFEngine:
                 Generation(
                     text=text,
                     prompt_tokens=len(prompt),
-                    new_tokens=len(row) if cut is None else self._generated(row),
+                    new_tokens=len(row) if cut is None else self._line_end(row, cut),
                     finished=finished and cut is None,
                     looped=cut is not None,
                 )
             )
         return out
 
-    def _generated(self, row: list[int]) -> int:
-        """Tokens generated in a row that stopped at a repeated line: up to that line's end (padding after it)."""
-        for end in range(1, len(row) + 1):
-            if self.loops.check(row[:end]) is not None:
-                return end
-        return len(row)
+    def _line_end(self, row: list[int], start: int) -> int:
+        """Tokens generated in a row that stopped at the repeated line beginning at `start`: up to that line's
+        end (padding after it)."""
+        return next((i + 1 for i in range(start, len(row)) if self.loops.ends_line(row[i])), len(row))
 
     def _prefix_greedy(self, ids, mask, max_new_tokens: int, eos: int) -> list[list[int]]:
         """Greedy decoding of a prefix-tuned model: prefix cache first, positions P, P+1 ... for real tokens."""
@@ -178,6 +176,7 @@ class HFEngine:
         extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # logits of the last column only
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
         new: list[torch.Tensor] = []
+        rows: list[list[int]] = [[] for _ in range(b)]  # the same tokens as Python lists, for the loop check
         step_ids = ids
         for _ in range(max_new_tokens):
             out = base(
@@ -193,8 +192,12 @@ class HFEngine:
             token = torch.where(done, torch.full_like(token, self.tokenizer.pad_token_id), token)
             new.append(token)
             done |= token == eos
-            rows = torch.stack(new, dim=1).tolist()
-            done |= torch.tensor([self.loops.check(r) is not None for r in rows], device=done.device)
+            for r, t in zip(rows, token.tolist(), strict=True):
+                r.append(t)
+            done |= torch.tensor(
+                [not d and self.loops.check(r) is not None for r, d in zip(rows, done.tolist(), strict=True)],
+                device=done.device,
+            )
             if bool(done.all()):
                 break
             step_ids = token[:, None]
@@ -213,8 +216,11 @@ def _stop_loops(loops: LineLoops, width: int, eos: int):
             self.stopped: set[int] = set()
 
         def __call__(self, input_ids, scores, **kwargs):
-            for b, row in enumerate(input_ids[:, width:].tolist()):
-                if b not in self.stopped and eos not in row and loops.check(row) is not None:
+            for b, last in enumerate(input_ids[:, -1].tolist()):
+                if b in self.stopped or not loops.ends_line(last):  # only a line break can end a repeated line
+                    continue
+                row = input_ids[b, width:].tolist()
+                if eos not in row and loops.check(row) is not None:
                     self.stopped.add(b)
             return torch.tensor([b in self.stopped for b in range(input_ids.shape[0])], device=input_ids.device)
 

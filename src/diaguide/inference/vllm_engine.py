@@ -81,8 +81,9 @@ class VLLMEngine:
         out = []
         for prompt, o in zip(ids, outputs, strict=True):
             c = o.outputs[0]
-            cut = self.loops.first(list(c.token_ids))  # a repeated line: cut there, as the other engines stop there
-            text = c.text if cut is None else self.tokenizer.decode(list(c.token_ids)[:cut], skip_special_tokens=True)
+            tokens = list(c.token_ids)
+            cut = self.loops.first(tokens)  # a repeated line: cut there, as the other engines stop there
+            text = c.text if cut is None else self.tokenizer.decode(tokens[:cut], skip_special_tokens=True)
             out.append(
                 Generation(
                     text=text,
