@@ -12,6 +12,7 @@ from diaguide.knowledge.guideline import recommend as guideline
 from diaguide.prompts.dataset import build_dataset
 from diaguide.prompts.guidance import PromptStyle, as_target, checked_target, guidance_text
 from diaguide.prompts.render import render_prompt
+from diaguide.prompts.templates import load_template as template
 from diaguide.prompts.target import plan_to_text
 from diaguide.records.schema import Plan, Visit
 
@@ -35,8 +36,8 @@ def test_guidance_text_lists_decisions_by_class_in_a_fixed_order() -> None:
     )
     plan.medications[2].dose, plan.medications[2].frequency = "10 mg", "qd"
     assert guidance_text(plan) == (
-        "GOAL HbA1c <8.0%; start empagliflozin 10 mg qd (sglt2i), atorvastatin (statin); "
-        "continue metformin, losartan; stop glyburide (sulfonylurea)"
+        "GOAL HbA1c <8.0%; stop glyburide (sulfonylurea); start empagliflozin 10 mg qd (sglt2i), "
+        "atorvastatin (statin); continue metformin, losartan"
     )
     assert guidance_text(_plan(None)) == "GOAL -"
 
@@ -49,8 +50,11 @@ def test_prompt_carries_the_line_only_when_asked(make_visit, lang) -> None:
     assert label not in plain
     line = next(x for x in guided.splitlines() if x.startswith(label))
     assert line == label + guidance_text(reference)
-    # the line sits after the visit's facts and before the output instruction
-    assert guided.replace(line + "\n", "") == plain
+    # the line sits after the visit's facts, in place of the output instruction (the adapter learnt the
+    # format); the strict retry spells the format out after it
+    assert guided == plain.replace(template(lang).instruction, line)
+    strict = render_prompt(visit, guidance=reference, strict=True)
+    assert strict == render_prompt(visit, strict=True).replace(template(lang).strict, line + "\n" + template(lang).strict)
 
 
 def test_concordant_physician_plan_is_kept(make_visit) -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from diaguide.prompts import parse_plan, plan_to_text
+from diaguide.prompts.target import as_written
 from diaguide.prompts.parse import normalise_action, parse_goal
 
 GOOD = """GOAL: HbA1c <7.0%
@@ -164,7 +165,7 @@ def test_round_trip_on_hand_made_plans(make_plan, lang):
     result = parse_plan(plan_to_text(plan, lang))
     assert result.complete and result.errors == []
     assert result.plan.hba1c_goal == plan.hba1c_goal
-    assert _meds(result) == [(m.action, m.drug, m.drug_class, m.dose, m.frequency) for m in plan.medications]
+    assert _meds(result) == [(m.action, m.drug, m.drug_class, m.dose, m.frequency) for m in as_written(plan)]
     assert [(lab.loinc, lab.name, lab.reason) for lab in result.plan.labs] == [
         (lab.loinc, lab.name, lab.reason) for lab in plan.labs
     ]
@@ -176,6 +177,7 @@ def test_every_prefix_of_a_target_parses_without_error(make_plan, lang):
     """Truncation at any character: never an exception, never a made-up order."""
     text = plan_to_text(make_plan(lang), lang)
     whole = {(m.action, m.drug, m.dose, m.frequency) for m in parse_plan(text).plan.medications}
+    assert whole == {(m.action, m.drug, m.dose, m.frequency) for m in as_written(make_plan(lang))}
     for cut in range(len(text)):
         result = parse_plan(text[:cut])
         assert not result.complete or text[:cut].rstrip().endswith("END")

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from diaguide.cohort.generate import generate_cohort
 from diaguide.prompts import parse_plan, plan_to_text
+from diaguide.prompts.target import as_written
 
 RECORDS = generate_cohort(patients=6, seed=21, lang="mixed")
 PIECES = st.sampled_from(
@@ -31,7 +32,7 @@ def test_truncation_never_invents_an_order(index, fraction):
     record = RECORDS[index]
     text = plan_to_text(record.plan, record.visit.language)
     result = parse_plan(text[: int(len(text) * fraction)])
-    whole = {(m.action, m.drug, m.dose, m.frequency) for m in record.plan.medications}
+    whole = {(m.action, m.drug, m.dose, m.frequency) for m in as_written(record.plan)}
     if result.plan is not None:
         assert {(m.action, m.drug, m.dose, m.frequency) for m in result.plan.medications} <= whole
         assert {lab.loinc for lab in result.plan.labs} <= {lab.loinc for lab in record.plan.labs}

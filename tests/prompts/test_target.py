@@ -6,6 +6,7 @@ import pytest
 
 from diaguide.cohort.generate import generate_cohort
 from diaguide.prompts import parse_plan, plan_to_text
+from diaguide.prompts.target import against_visit, as_written
 from diaguide.records.schema import Plan
 
 KEYS = ("GOAL: ", "TREATMENT: ", "MED: ", "LAB: ", "CAUTION: ")
@@ -45,15 +46,55 @@ def test_continue_lines_carry_no_reason_and_empty_fields_are_dashes():
     )
     lines = plan_to_text(plan, "en").splitlines()
     assert lines[0] == "GOAL: -"
-    assert lines[1] == "MED: continue | metformin | metformin | - | -"
-    assert lines[2] == "MED: stop | a/b | other | 5 mg | - | line break"  # a `|` in a value cannot split it
+    assert lines[1] == "MED: stop | a/b | other | 5 mg | - | line break"  # a `|` in a value cannot split it
+    assert lines[2] == "MED: continue | metformin | metformin"  # no dose (the visit's), no reason
 
 
-def test_long_text_is_cut(lang):
-    plan = Plan(treatment="Intensify therapy now. " * 40, prompts=["Check the feet. " * 30] * 5)
-    lines = plan_to_text(plan, lang).splitlines()
-    assert len(lines[1]) < 200
-    assert sum(line.startswith("CAUTION: ") for line in lines) == 2
+def test_med_lines_follow_the_action_order_and_keep_their_order_within_an_action():
+    meds = [("continue", "metformin"), ("start", "empagliflozin"), ("stop", "glyburide"), ("continue", "losartan"),
+            ("adjust", "insulin glargine"), ("start", "atorvastatin")]  # fmt: skip
+    plan = Plan.model_validate({"medications": [{"action": a, "drug": d, "dose": "1 mg"} for a, d in meds]})
+    written = [line.split(" | ")[:2] for line in plan_to_text(plan, "en").splitlines() if line.startswith("MED: ")]
+    assert written == [["MED: stop", "glyburide"], ["MED: start", "empagliflozin"], ["MED: start", "atorvastatin"],
+                       ["MED: adjust", "insulin glargine"], ["MED: continue", "metformin"],
+                       ["MED: continue", "losartan"]]  # fmt: skip
+
+
+def test_continued_drugs_get_the_dose_the_visit_lists(make_visit):
+    visit = make_visit("en")  # metformin 1000 mg bid, glimepiride 2 mg qd, ...
+    plan = Plan.model_validate(
+        {
+            "medications": [
+                {"drug": "Metformin", "drug_class": "metformin", "action": "continue"},
+                {"drug": "glimepiride", "drug_class": "sulfonylurea", "action": "continue", "dose": "1 mg"},
+                {"drug": "empagliflozin", "drug_class": "sglt2i", "action": "continue"},  # not taken: left empty
+            ]
+        }
+    )
+    got = against_visit(plan, visit)
+    now = {m.drug: (m.dose, m.frequency) for m in visit.medications}
+    assert [(m.dose, m.frequency) for m in got.medications] == [now["metformin"], ("1 mg", None), (None, None)]
+
+
+def test_a_drug_ordered_twice_keeps_the_order_that_fits_the_visit(make_visit):
+    visit = make_visit("en")  # takes metformin and glimepiride, not empagliflozin
+    orders = [
+        ("start", "metformin", "500 mg"),  # taken: the start goes
+        ("adjust", "Metformin", "1000 mg"),
+        ("continue", "metformin", None),  # a second non-start order of a taken drug: the first one stays
+        ("continue", "empagliflozin", None),  # not taken: the start stays
+        ("start", "empagliflozin", "10 mg"),
+        ("stop", "glimepiride", None),  # ordered once: kept as written
+        ("start", "atorvastatin", "20 mg"),
+    ]
+    plan = Plan.model_validate({"medications": [{"action": a, "drug": d, "dose": x} for a, d, x in orders]})
+    got = [(m.action, m.drug, m.dose) for m in against_visit(plan, visit).medications]
+    assert got == [
+        ("adjust", "Metformin", "1000 mg"),
+        ("start", "empagliflozin", "10 mg"),
+        ("stop", "glimepiride", None),
+        ("start", "atorvastatin", "20 mg"),
+    ]
 
 
 @pytest.mark.parametrize(("lang", "seed"), [("en", 11), ("zh", 12)])
@@ -68,9 +109,14 @@ def test_round_trip_on_a_generated_cohort(lang, seed):
         got = result.plan
         assert got.hba1c_goal == (round(plan.hba1c_goal, 1) if plan.hba1c_goal is not None else None)
         assert [(m.action, m.drug, m.drug_class, m.dose, m.frequency) for m in got.medications] == [
-            (m.action, m.drug, m.drug_class, m.dose, m.frequency) for m in plan.medications
+            (m.action, m.drug, m.drug_class, m.dose, m.frequency) for m in as_written(plan)
         ]
+        # a continued drug the visit lists gets its dose back from the visit
+        now = {m.drug: (m.dose, m.frequency) for m in record.visit.medications}
+        for m in against_visit(got, record.visit).medications:
+            if m.action == "continue" and m.drug in now:
+                assert (m.dose, m.frequency) == now[m.drug]
         assert [(lab.loinc, lab.name) for lab in got.labs] == [(lab.loinc, lab.name) for lab in plan.labs]
-        for parsed, given in zip(got.medications, plan.medications, strict=True):
+        for parsed, given in zip(got.medications, as_written(plan), strict=True):
             if given.action != "continue":  # reasons are kept (cut to the template's budget)
                 assert given.reason.startswith(parsed.reason.rstrip("…")), (parsed.reason, given.reason)

@@ -17,6 +17,7 @@ def test_overrides_set_nested_keys_with_types():
     assert cfg.method.name == "ptuning_v2"
     assert cfg.method.lora.target_modules == ["q_proj", "v_proj"]
     assert cfg.method.prefix.num_virtual_tokens == 128  # the ChatGLM P-tuning v2 default
+    assert load_config(None, ["data.oversample.stop=3"]).data.oversample == {"stop": 3}
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,8 @@ def test_overrides_set_nested_keys_with_types():
         ("method.name=dora", "method.name", "'lora'"),
         ("data.pack=maybe", "data.pack", "boolean"),
         ("nonsense=1", "nonsense", "unknown key"),
+        ("data.oversample.halt=3", "data.oversample.halt.[key]", "'stop' (got 'halt')"),
+        ("data.oversample.stop=0", "data", "must be >= 1"),
     ],
 )
 def test_bad_override_names_the_key(override, key, words):

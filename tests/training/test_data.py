@@ -19,6 +19,7 @@ from diaguide.training.data import (
     collate,
     encode,
     epoch_order,
+    oversample,
     pack,
     read_rows,
 )
@@ -88,3 +89,14 @@ def test_epoch_order_is_fixed_by_seed_and_epoch():
     assert epoch_order(10, 3, seed=1, epoch=0) == epoch_order(10, 3, seed=1, epoch=0)
     assert epoch_order(10, 3, seed=1, epoch=0) != epoch_order(10, 3, seed=1, epoch=1)
     assert len(epoch_order(10, 3, seed=1, epoch=0, world=2)) == 4  # the ragged tail is dropped evenly
+
+
+def test_oversample_repeats_rows_by_their_rarest_decision():
+    stop = {"prompt": "a", "target": "GOAL: -\nMED: stop | glyburide | sulfonylurea\nMED: continue | metformin | metformin"}
+    start = {"prompt": "b", "target": "MED: start | metformin | metformin | 500 mg | bid\nEND"}
+    plain = {"prompt": "c", "target": "MED: continue | metformin | metformin\nLAB: 4548-4 | HbA1c | stop later\nEND"}
+    rows = [stop, start, plain]
+    assert oversample(rows, {}) is rows
+    # a row with several actions takes the largest count; "stop" inside a LAB reason is not an action
+    assert oversample(rows, {"stop": 3, "start": 2}) == [stop, stop, stop, start, start, plain]
+    assert oversample(rows, {"continue": 2}) == [stop, stop, start, plain, plain]

@@ -22,7 +22,7 @@ from typing import Any
 from diaguide.evaluation.engines import Prediction
 from diaguide.records.schema import Plan
 
-FORMAT = 1
+FORMAT = 2  # 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit)
 
 
 def fingerprint(**parts: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from diaguide.knowledge import guideline
 from diaguide.prompts import parse_plan
+from diaguide.prompts.target import against_visit
 from diaguide.records.schema import Plan, Visit
 from diaguide.safety.checker import apply_safety
 
@@ -85,7 +86,8 @@ def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") ->
     if result.plan is None:
         return Prediction(text, None, None, "no_suggestion", list(result.errors))
     status: Status = "ok" if result.complete else "partial"
-    return Prediction(text, result.plan, apply_safety(visit, result.plan, region=region), status, list(result.errors))
+    proposed = against_visit(result.plan, visit)  # continued drugs' doses, one order per drug
+    return Prediction(text, proposed, apply_safety(visit, proposed, region=region), status, list(result.errors))
 
 
 class TextEngine:

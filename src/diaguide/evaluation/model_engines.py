@@ -20,6 +20,7 @@ from typing import Any
 from diaguide.errors import DiaGuideError
 from diaguide.evaluation.engines import EngineUnavailable, Prediction
 from diaguide.prompts import parse_plan
+from diaguide.prompts.target import against_visit
 from diaguide.records.schema import Visit
 
 INFERENCE_MODULE = "diaguide.inference.engine"
@@ -33,10 +34,12 @@ def adapter_dir(name: str) -> Path | None:
     return MODELS_DIR / ADAPTERS[name] if name in ADAPTERS else None
 
 
-def to_prediction(result: Any) -> Prediction:
-    """An inference `ModelResult` as a Prediction (the plan before safety re-parsed from its text)."""
+def to_prediction(result: Any, visit: Visit) -> Prediction:
+    """An inference `ModelResult` as a Prediction (the plan before safety re-parsed from its text, continued
+    drugs with the visit's doses as the engine gives them)."""
     text = result.raw_text
-    proposed = parse_plan(text).plan if result.status != "no_suggestion" else None
+    parsed = parse_plan(text).plan if result.status != "no_suggestion" else None
+    proposed = against_visit(parsed, visit) if parsed is not None else None
     return Prediction(text, proposed, result.plan, result.status, list(result.errors))
 
 
@@ -61,7 +64,7 @@ class ModelEngine:
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         inference = importlib.import_module(INFERENCE_MODULE)
         results = inference.recommend_many(visits, self.generator, region=self.region, include_history=include_history)
-        return [to_prediction(r) for r in results]
+        return [to_prediction(r, v) for r, v in zip(results, visits, strict=True)]
 
 
 def _load_generator(adapter: Path | None, kind: str | None = None) -> Any:

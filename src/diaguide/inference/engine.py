@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from diaguide.errors import ModelError
 from diaguide.prompts import parse_plan, render_prompt
+from diaguide.prompts.target import against_visit
 from diaguide.prompts.guidance import PromptStyle, guideline_plan
 from diaguide.records.schema import Plan, Visit
 
@@ -173,7 +174,7 @@ def recommend_many(
         plan, safety_s = None, 0.0
         if status != "no_suggestion":
             t2 = time.perf_counter()
-            plan = apply_safety(visit, res.plan, region=region)
+            plan = apply_safety(visit, against_visit(res.plan, visit), region=region)
             safety_s = time.perf_counter() - t2
         results.append(
             ModelResult(

@@ -31,8 +31,9 @@ from diaguide.records.schema import CohortRecord
 
 SPLITS = ("train", "val", "test")
 # Bump when the prompts or targets a cohort renders to change: cached datasets are named by it, so a
-# training run never reads pairs rendered by an older version (2: the guideline line, target_source).
-FORMAT_VERSION = 2
+# training run never reads pairs rendered by an older version (2: the guideline line, target_source; 3: MED lines
+# ordered by action, continue lines without a dose, guided prompts without the format instruction).
+FORMAT_VERSION = 3
 
 
 def sha256_of(path: Path) -> str:

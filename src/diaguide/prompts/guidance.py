@@ -25,11 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from diaguide.errors import ConfigError, ModelError
-from diaguide.prompts.target import goal_text
+from diaguide.prompts.target import ACTION_ORDER, goal_text
 from diaguide.records.schema import Plan, Visit, kept_glucose_classes
 
 STYLE_FILE = "prompt.json"
-ACTION_ORDER = ("start", "adjust", "continue", "stop")
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,10 @@ def guideline_plan(visit: Visit, region: str) -> Plan:
 
 
 def guidance_text(plan: Plan) -> str:
-    """`GOAL HbA1c <7.0%; start metformin 500 mg bid (metformin); continue losartan; stop glyburide (sulfonylurea)`:
-    the guideline plan's decisions, each drug it starts, adjusts or stops with its dose and class (as a MED line
-    writes them), the drugs it keeps by name (the visit's medication line has their doses)."""
+    """`GOAL HbA1c <7.0%; stop glyburide (sulfonylurea); start metformin 500 mg bid (metformin); continue losartan`:
+    the guideline plan's decisions in the order the target's MED lines take (`target.ACTION_ORDER`), each drug it
+    starts, adjusts or stops with its dose and class (as a MED line writes them), the drugs it keeps by name (the
+    visit's medication line has their doses)."""
     parts = [f"GOAL {goal_text(plan.hba1c_goal)}"]
     for action in ACTION_ORDER:
         items: list[str] = []

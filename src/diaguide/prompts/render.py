@@ -2,7 +2,8 @@
 
 The prompt is what the fine-tuned model sees, so it is compact (a typical visit renders to
 ~150-450 SmolLM2 tokens), lists facts in a fixed order with their units and dates, and ends
-with the exact output format the target uses (`target.py`). Long free text is cut at a
+with the exact output format the target uses (`target.py`), or, for an adapter trained with the
+guideline line, with that line (it learnt the format from its targets). Long free text is cut at a
 sentence end. History (when asked for) is a trend line and the medication changes, not the
 earlier visits in full: the seed system missed goals because it saw one visit at a time.
 """
@@ -53,7 +54,8 @@ def render_prompt(
         include_history: add the trend of earlier visits and their medication changes.
         strict: add a stricter format instruction (the retry after a parse failure).
         guidance: the guideline engine's plan for the visit, shown as one line (`guidance.py`);
-            only for a model trained with that line.
+            only for a model trained with that line, which learnt the output format from its targets:
+            such a prompt ends with the line, without the format instruction (the strict retry keeps it).
     """
     t = load_template(visit.language)
     lines = [t.header.format(date=visit.date.isoformat())]
@@ -78,7 +80,9 @@ def render_prompt(
         lines.append(_line(t, "guideline", guidance_text(guidance)))
     if strict:
         lines.append(t.strict)
-    lines.append(t.instruction)
+    if guidance is None or strict:
+        # a guided adapter learnt the format from its targets (~75 prompt tokens saved); the retry spells it out
+        lines.append(t.instruction)
     return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 
     GOAL: HbA1c <7.0%
     TREATMENT: <one or two sentences>
+    MED: stop | glyburide | sulfonylurea | - | - | hypoglycaemia risk
     MED: start | metformin | metformin | 500 mg | bid | first line
+    MED: continue | losartan | arb
     LAB: 4548-4 | HbA1c | <reason>
     CAUTION: <text>
     END
@@ -11,6 +13,13 @@ One fact per line, so text cut off by a token limit loses only its last line (`p
 drops it) and `END` tells a whole answer from a truncated one. Keys are ASCII in every
 language; values are in the visit's language. Findings are not written: the safety check
 runs on whatever the model generates, so the model is never taught to imitate it.
+
+MED lines come in a fixed order of actions, stop, start, adjust, continue (the order of the guideline
+line in a guided prompt, `guidance.py`): the decisions that change something come first, and an
+answer cut off by the token limit loses a kept drug, not a stop. A `continue` line names the drug
+and class only: its dose is the one the patient takes, which the visit's medication list holds
+(`against_visit` puts it back after parsing), and on a ten-drug list the doses would add ~35
+tokens to every answer.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ import re
 
 from diaguide.prompts.templates import load_template
 from diaguide.prompts.text import field, shorten
-from diaguide.records.schema import Plan
+from diaguide.records.schema import MedicationOrder, Plan, Visit
 
 KEYS = ("GOAL", "TREATMENT", "MED", "LAB", "CAUTION", "END")
+ACTION_ORDER = ("stop", "start", "adjust", "continue")
 MAX_CAUTIONS = 2  # cautions are prose; more would push the target past ~200 tokens
 NO_VALUE = "-"
 # "HbA1c goal <7.0%." opening a treatment text restates the GOAL line: dropped from the target. A goal
@@ -40,6 +50,17 @@ def _trim(fields: list[str]) -> list[str]:
     return fields[:-1] if fields[-1] == NO_VALUE else fields
 
 
+def as_written(plan: Plan) -> list[MedicationOrder]:
+    """The plan's orders as its target writes them: in `ACTION_ORDER` (stable within an action), a continued
+    drug without dose, frequency and reason (the dose is the visit's; physicians write boilerplate reasons
+    there, "continue current therapy", which on a ten-drug list would double the target's length)."""
+    ordered = sorted(plan.medications, key=lambda m: ACTION_ORDER.index(m.action))
+    return [
+        m.model_copy(update={"dose": None, "frequency": None, "reason": ""}) if m.action == "continue" else m
+        for m in ordered
+    ]
+
+
 def plan_to_text(plan: Plan, lang: str) -> str:
     """The target text of a plan in language `lang` (`en` or `zh`); ends with `END`."""
     t = load_template(lang)
@@ -54,11 +75,11 @@ def plan_to_text(plan: Plan, lang: str) -> str:
         treatment = _GOAL_SENTENCE.sub("", treatment, count=1)
     if treatment:
         lines.append(f"TREATMENT: {short(treatment, 'treatment')}")
-    for m in plan.medications:
-        # A `continue` line carries no reason: physicians write boilerplate there ("continue
-        # current therapy"), and on a ten-drug list it would double the target's length.
-        reason = NO_VALUE if m.action == "continue" else short(m.reason, "reason")
-        fields = [m.action, field(m.drug), m.drug_class, field(m.dose), field(m.frequency), reason]
+    for m in as_written(plan):
+        if m.action == "continue":
+            fields = [m.action, field(m.drug), m.drug_class]
+        else:
+            fields = [m.action, field(m.drug), m.drug_class, field(m.dose), field(m.frequency), short(m.reason, "reason")]
         lines.append("MED: " + " | ".join(_trim(fields)))
     for lab in plan.labs:
         lines.append("LAB: " + " | ".join(_trim([field(lab.loinc), field(lab.name), short(lab.reason, "reason")])))
@@ -67,3 +88,37 @@ def plan_to_text(plan: Plan, lang: str) -> str:
             lines.append(f"CAUTION: {short(text, 'caution')}")
     lines.append("END")
     return "\n".join(lines)
+
+
+
+def _key(drug: str) -> str:
+    return " ".join(drug.lower().split())
+
+
+def against_visit(plan: Plan, visit: Visit) -> Plan:
+    """A parsed plan read against the visit's medication list (what every engine does before the safety pass).
+
+    * A drug ordered twice with different actions (a small model's slip: "continue metformin" and "start
+      metformin") keeps one order: for a drug the visit lists, its first continue/adjust/stop order; for one it
+      does not list, its first start (nothing can be continued that is not taken). A drug ordered once is kept
+      as written, whatever its action: the safety checker and the physician judge it.
+    * A continued drug written without a dose (as targets write them, `as_written`) gets the dose and frequency
+      the visit lists for it (same drug name, case and spacing aside).
+    """
+    current = {_key(m.drug): m for m in visit.medications}
+    orders: dict[str, list[MedicationOrder]] = {}
+    for m in plan.medications:
+        orders.setdefault(_key(m.drug), []).append(m)
+    keep: set[int] = set()
+    for key, same in orders.items():
+        fits = [m for m in same if (m.action != "start") == (key in current)]
+        keep.add(id((fits or same)[0]))
+    meds = []
+    for m in plan.medications:
+        if id(m) not in keep:
+            continue
+        now = current.get(_key(m.drug))
+        if m.action == "continue" and now is not None and m.dose is None and m.frequency is None:
+            m = m.model_copy(update={"dose": now.dose, "frequency": now.frequency})
+        meds.append(m)
+    return plan.model_copy(update={"medications": meds})

@@ -73,6 +73,16 @@ class DataSection(_Section):
     pack: bool = True
     seq_len: int = Field(2048, ge=8)  # tokens per packed row
     max_examples: int | None = Field(None, ge=1)
+    # {action: n}: a train row whose target has a MED line with that action appears n times (rare decisions,
+    # e.g. stopping a drug, seen often enough to be learnt); the largest n of a row's actions applies
+    oversample: dict[Literal["start", "continue", "adjust", "stop"], int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _oversample_counts(self) -> DataSection:
+        bad = {a: n for a, n in self.oversample.items() if n < 1}
+        if bad:
+            raise ValueError(f"data.oversample counts must be >= 1 (got {bad})")
+        return self
 
     @model_validator(mode="after")
     def _row_fits_example(self) -> DataSection:

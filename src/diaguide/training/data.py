@@ -78,6 +78,18 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def oversample(rows: list[dict], counts: dict[str, int]) -> list[dict]:
+    """`rows` with each row whose target has a `MED: <action> |` line repeated `counts[action]` times in all
+    (the largest count among its actions), each copy after its original; the order is otherwise kept."""
+    if not counts:
+        return rows
+    out = []
+    for row in rows:
+        actions = {line[4:].split("|", 1)[0].strip() for line in row["target"].splitlines() if line.startswith("MED:")}
+        out.extend([row] * max([counts.get(a, 1) for a in actions] or [1]))
+    return out
+
+
 def check_chat_template(tokenizer, required: bool, source: str = "tokenizer") -> bool:
     """Whether examples use the chat template; raises when the config requires one the tokenizer lacks."""
     has = bool(getattr(tokenizer, "chat_template", None))

@@ -189,6 +189,14 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
             else "dataset manifest not found"
         ),
         *_guidance_lines(manifest),
+        *(
+            [
+                "- oversampled: a train example whose target has a MED line with "
+                + ", ".join(f"`{a}` appears {n}x" for a, n in oversampled.items())
+            ]
+            if (oversampled := cfg.get("data", {}).get("oversample"))
+            else []
+        ),
         f"- time and device: {wall} s wall time on {device}; "
         f"last logged loss {summary.get('loss', '?')}, val loss {summary.get('val_loss', '?')}, "
         f"{summary.get('tokens_per_s', '?')} tokens/s",

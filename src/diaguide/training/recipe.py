@@ -29,7 +29,16 @@ from diaguide.errors import ConfigError
 from diaguide.inference.base_model import load_base_model, load_tokenizer
 from diaguide.prompts.guidance import PromptStyle
 from diaguide.training.config import Config, dump_config, load_config
-from diaguide.training.data import Batch, check_chat_template, collate, encode, epoch_order, pack, read_rows
+from diaguide.training.data import (
+    Batch,
+    check_chat_template,
+    collate,
+    encode,
+    epoch_order,
+    oversample,
+    pack,
+    read_rows,
+)
 from diaguide.training.datasets import resolve_dataset
 from diaguide.training.forward import TargetLoss, batch_loss
 from diaguide.training.methods import apply_method, count_parameters, get_method, quantization_config
@@ -93,6 +102,10 @@ def train(cfg: Config, out: Path, resume: bool = False) -> dict:
     val_rows = read_rows(folder / "val.jsonl") if (folder / "val.jsonl").is_file() else []
     if cfg.data.max_examples:
         train_rows, val_rows = train_rows[: cfg.data.max_examples], val_rows[: cfg.data.max_examples]
+    if cfg.data.oversample:
+        n = len(train_rows)
+        train_rows = oversample(train_rows, cfg.data.oversample)
+        log.info("oversampled %s: %d train rows -> %d", cfg.data.oversample, n, len(train_rows))
     train_ex = encode(train_rows, tokenizer, cfg.data.max_length, use_template)
     val_ex = encode(val_rows, tokenizer, cfg.data.max_length, use_template)
     # a packed row holds many examples; unpacked, each row is one example padded to its batch's longest
