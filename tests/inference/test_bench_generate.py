@@ -19,8 +19,8 @@ def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
     for run in (tf["one_at_a_time"], tf["batched"]):
         assert run["visits"] == 3 and run["new_tokens"] > 0 and run["tokens_per_s"] > 0
         assert 0 <= run["stopped_at_repeated_line"] <= 3
-    assert tf["batched_speedup"] == pytest.approx(
-        tf["batched"]["visits_per_s"] / tf["one_at_a_time"]["visits_per_s"], rel=0.01
+    assert tf["batched_speedup"] == pytest.approx(  # written to 2 decimals
+        tf["batched"]["visits_per_s"] / tf["one_at_a_time"]["visits_per_s"], abs=0.006
     )
     assert set(data["goals"]) >= {"batched_speedup"}
     for goal in data["goals"].values():
