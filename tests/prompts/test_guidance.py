@@ -12,8 +12,8 @@ from diaguide.knowledge.guideline import recommend as guideline
 from diaguide.prompts.dataset import build_dataset
 from diaguide.prompts.guidance import PromptStyle, as_target, checked_target, guidance_text
 from diaguide.prompts.render import render_prompt
-from diaguide.prompts.templates import load_template as template
 from diaguide.prompts.target import plan_to_text
+from diaguide.prompts.templates import load_template as template
 from diaguide.records.schema import Plan, Visit
 
 
@@ -54,7 +54,9 @@ def test_prompt_carries_the_line_only_when_asked(make_visit, lang) -> None:
     # format); the strict retry spells the format out after it
     assert guided == plain.replace(template(lang).instruction, line)
     strict = render_prompt(visit, guidance=reference, strict=True)
-    assert strict == render_prompt(visit, strict=True).replace(template(lang).strict, line + "\n" + template(lang).strict)
+    assert strict == render_prompt(visit, strict=True).replace(
+        template(lang).strict, line + "\n" + template(lang).strict
+    )
 
 
 def test_concordant_physician_plan_is_kept(make_visit) -> None:

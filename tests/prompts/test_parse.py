@@ -7,8 +7,8 @@ import json
 import pytest
 
 from diaguide.prompts import parse_plan, plan_to_text
-from diaguide.prompts.target import as_written
 from diaguide.prompts.parse import normalise_action, parse_goal
+from diaguide.prompts.target import as_written
 
 GOOD = """GOAL: HbA1c <7.0%
 TREATMENT: Add an SGLT2 inhibitor for CKD; keep metformin.

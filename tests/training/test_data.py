@@ -92,7 +92,10 @@ def test_epoch_order_is_fixed_by_seed_and_epoch():
 
 
 def test_oversample_repeats_rows_by_their_rarest_decision():
-    stop = {"prompt": "a", "target": "GOAL: -\nMED: stop | glyburide | sulfonylurea\nMED: continue | metformin | metformin"}
+    stop = {
+        "prompt": "a",
+        "target": "GOAL: -\nMED: stop | glyburide | sulfonylurea\nMED: continue | metformin | metformin",
+    }
     start = {"prompt": "b", "target": "MED: start | metformin | metformin | 500 mg | bid\nEND"}
     plain = {"prompt": "c", "target": "MED: continue | metformin | metformin\nLAB: 4548-4 | HbA1c | stop later\nEND"}
     rows = [stop, start, plain]

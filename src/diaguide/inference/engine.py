@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field
 
 from diaguide.errors import ModelError
 from diaguide.prompts import parse_plan, render_prompt
-from diaguide.prompts.target import against_visit
 from diaguide.prompts.guidance import PromptStyle, guideline_plan
+from diaguide.prompts.target import against_visit
 from diaguide.records.schema import Plan, Visit
 
 log = logging.getLogger(__name__)

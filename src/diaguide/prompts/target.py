@@ -79,7 +79,14 @@ def plan_to_text(plan: Plan, lang: str) -> str:
         if m.action == "continue":
             fields = [m.action, field(m.drug), m.drug_class]
         else:
-            fields = [m.action, field(m.drug), m.drug_class, field(m.dose), field(m.frequency), short(m.reason, "reason")]
+            fields = [
+                m.action,
+                field(m.drug),
+                m.drug_class,
+                field(m.dose),
+                field(m.frequency),
+                short(m.reason, "reason"),
+            ]
         lines.append("MED: " + " | ".join(_trim(fields)))
     for lab in plan.labs:
         lines.append("LAB: " + " | ".join(_trim([field(lab.loinc), field(lab.name), short(lab.reason, "reason")])))
@@ -88,7 +95,6 @@ def plan_to_text(plan: Plan, lang: str) -> str:
             lines.append(f"CAUTION: {short(text, 'caution')}")
     lines.append("END")
     return "\n".join(lines)
-
 
 
 def _key(drug: str) -> str:
