@@ -112,16 +112,16 @@ def against_visit(plan: Plan, visit: Visit) -> Plan:
       the visit lists for it (same drug name, case and spacing aside).
     """
     current = {_key(m.drug): m for m in visit.medications}
-    orders: dict[str, list[MedicationOrder]] = {}
-    for m in plan.medications:
-        orders.setdefault(_key(m.drug), []).append(m)
-    keep: set[int] = set()
-    for key, same in orders.items():
-        fits = [m for m in same if (m.action != "start") == (key in current)]
-        keep.add(id((fits or same)[0]))
+    positions: dict[str, list[int]] = {}  # drug -> positions of its orders
+    for i, m in enumerate(plan.medications):
+        positions.setdefault(_key(m.drug), []).append(i)
+    keep = set()
+    for key, same in positions.items():
+        fits = [i for i in same if (plan.medications[i].action != "start") == (key in current)]
+        keep.add((fits or same)[0])
     meds = []
-    for m in plan.medications:
-        if id(m) not in keep:
+    for i, m in enumerate(plan.medications):
+        if i not in keep:
             continue
         now = current.get(_key(m.drug))
         if m.action == "continue" and now is not None and m.dose is None and m.frequency is None:
