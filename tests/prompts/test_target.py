@@ -76,6 +76,22 @@ def test_continued_drugs_get_the_dose_the_visit_lists(make_visit):
     assert [(m.dose, m.frequency) for m in got.medications] == [now["metformin"], ("1 mg", None), (None, None)]
 
 
+def test_the_same_drug_is_found_by_the_formulary_in_any_language(make_visit):
+    visit = make_visit("en")  # metformin 1000 mg bid, glimepiride 2 mg qd
+    plan = Plan.model_validate(
+        {
+            "medications": [
+                {"drug": "二甲双胍", "drug_class": "metformin", "action": "continue"},
+                {"drug": "格列美脲", "drug_class": "sulfonylurea", "action": "start", "dose": "1 mg"},
+                {"drug": "glimepiride", "drug_class": "sulfonylurea", "action": "continue"},
+            ]
+        }
+    )
+    now = {m.drug: (m.dose, m.frequency) for m in visit.medications}
+    got = [(m.action, m.drug, m.dose, m.frequency) for m in against_visit(plan, visit).medications]
+    assert got == [("continue", "二甲双胍", *now["metformin"]), ("continue", "glimepiride", *now["glimepiride"])]
+
+
 def test_a_drug_ordered_twice_keeps_the_order_that_fits_the_visit(make_visit):
     visit = make_visit("en")  # takes metformin and glimepiride, not empagliflozin
     orders = [

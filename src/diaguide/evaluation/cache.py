@@ -22,7 +22,9 @@ from typing import Any
 from diaguide.evaluation.engines import Prediction
 from diaguide.records.schema import Plan
 
-FORMAT = 2  # 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit)
+# 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit); 3: the same
+# drug found by the formulary there (a Chinese name continues an English-listed drug)
+FORMAT = 3
 
 
 def fingerprint(**parts: Any) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 
+from diaguide.knowledge.formulary import lookup
 from diaguide.prompts.templates import load_template
 from diaguide.prompts.text import field, shorten
 from diaguide.records.schema import MedicationOrder, Plan, Visit
@@ -98,7 +99,10 @@ def plan_to_text(plan: Plan, lang: str) -> str:
 
 
 def _key(drug: str) -> str:
-    return " ".join(drug.lower().split())
+    """What makes two orders the same drug: the formulary's generic name (brand, Chinese or English name
+    alike, as `safety.regimen.Entry.key` reads them), else the written name, case and spacing aside."""
+    found = lookup(drug)
+    return found.name if found else " ".join(drug.lower().split())
 
 
 def against_visit(plan: Plan, visit: Visit) -> Plan:
@@ -109,7 +113,7 @@ def against_visit(plan: Plan, visit: Visit) -> Plan:
       does not list, its first start (nothing can be continued that is not taken). A drug ordered once is kept
       as written, whatever its action: the safety checker and the physician judge it.
     * A continued drug written without a dose (as targets write them, `as_written`) gets the dose and frequency
-      the visit lists for it (same drug name, case and spacing aside).
+      the visit lists for it (the same drug by the formulary: "贝那普利" continues the visit's benazepril).
     """
     current = {_key(m.drug): m for m in visit.medications}
     positions: dict[str, list[int]] = {}  # drug -> positions of its orders
