@@ -136,3 +136,58 @@ def test_round_trip_on_a_generated_cohort(lang, seed):
         for parsed, given in zip(got.medications, as_written(plan), strict=True):
             if given.action != "continue":  # reasons are kept (cut to the template's budget)
                 assert given.reason.startswith(parsed.reason.rstrip("…")), (parsed.reason, given.reason)
+
+
+def _plan(treatment: str = "", goal: float | None = 7.0, meds: tuple = ()) -> Plan:
+    orders = [{"action": a, "drug": d, "drug_class": c} for a, d, c in meds]
+    return Plan.model_validate({"treatment": treatment, "hba1c_goal": goal, "medications": orders})
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_orders_for_drugs_the_visit_does_not_list_get_a_caution(make_visit, lang):
+    visit = make_visit(lang)  # takes metformin and glimepiride (English names in both languages), not empagliflozin
+    meds = (
+        ("continue", "二甲双胍", "metformin"),  # listed, by its Chinese name: no caution
+        ("continue", "empagliflozin", "sglt2i"),
+        ("stop", "pioglitazone", "tzd"),
+        ("start", "atorvastatin", "statin"),  # a start needs nothing on the list
+    )
+    got = against_visit(_plan(meds=meds), visit).prompts
+    assert len(got) == 2
+    assert got[0].startswith("empagliflozin") and got[1].startswith("pioglitazone")
+    assert (
+        ("继续使用" in got[0] and "停用" in got[1]) if lang == "zh" else ("continues" in got[0] and "stops" in got[1])
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "goal", "expected"),
+    [
+        ("Current HbA1c 8.4%: above goal. Review in 3 months.", 7.0, []),  # true, and the value on file
+        ("Current HbA1c 8.4%: at goal.", 7.0, ["at goal, but the plan's goal is <7.0%"]),
+        ("Current HbA1c 8.4%: above goal.", 8.5, ["above goal, but it is below the plan's goal of <8.5%"]),
+        ("HbA1c 6.4% (prev 6.3), above goal.", 7.0, ["above goal", "the latest result on file is 8.4%"]),
+        ("Current HbA1c 8.4%: above goal.", None, []),  # no goal in the plan: nothing to compare the claim with
+        ("Start empagliflozin.", 7.0, []),  # no claim
+    ],
+)
+def test_a_treatment_text_that_misreads_hba1c_gets_a_caution(make_visit, text, goal, expected):
+    visit = make_visit("en")  # HbA1c 8.4% on file
+    got = against_visit(_plan(text, goal), visit).prompts
+    assert len(got) == len(expected), got
+    for caution, words in zip(got, expected, strict=True):
+        assert words in caution
+
+
+def test_chinese_status_words_are_read_and_cautions_are_not_added_twice(make_visit):
+    visit = make_visit("zh")
+    once = against_visit(_plan("目前HbA1c 6.9%，未达标。", 7.0), visit)
+    assert once.prompts == [
+        "文中称HbA1c 6.9%未达标，但已低于本方案目标<7.0%。",
+        "文中HbA1c为6.9%，而最近一次结果为8.4%。",
+    ]
+    assert against_visit(once, visit).prompts == once.prompts
+    assert against_visit(_plan("目前HbA1c 8.4%，未达标。", 7.0), visit).prompts == []
+    assert against_visit(_plan("目前HbA1c 8.4%，已达标。", 7.0), visit).prompts == [
+        "文中称HbA1c 8.4%已达标，但本方案目标为<7.0%。"
+    ]

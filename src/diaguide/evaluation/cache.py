@@ -23,8 +23,9 @@ from diaguide.evaluation.engines import Prediction
 from diaguide.records.schema import Plan
 
 # 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit); 3: the same
-# drug found by the formulary there (a Chinese name continues an English-listed drug)
-FORMAT = 3
+# drug found by the formulary there (a Chinese name continues an English-listed drug); 4: cautions where the plan
+# contradicts the visit (target.consistency_cautions)
+FORMAT = 4
 
 
 def fingerprint(**parts: Any) -> str:

@@ -86,7 +86,7 @@ def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") ->
     if result.plan is None:
         return Prediction(text, None, None, "no_suggestion", list(result.errors))
     status: Status = "ok" if result.complete else "partial"
-    proposed = against_visit(result.plan, visit)  # continued drugs' doses, one order per drug
+    proposed = against_visit(result.plan, visit, region)  # continued drugs' doses, one order per drug
     return Prediction(text, proposed, apply_safety(visit, proposed, region=region), status, list(result.errors))
 
 

@@ -34,12 +34,12 @@ def adapter_dir(name: str) -> Path | None:
     return MODELS_DIR / ADAPTERS[name] if name in ADAPTERS else None
 
 
-def to_prediction(result: Any, visit: Visit) -> Prediction:
+def to_prediction(result: Any, visit: Visit, region: str = "ada") -> Prediction:
     """An inference `ModelResult` as a Prediction (the plan before safety re-parsed from its text, continued
     drugs with the visit's doses as the engine gives them)."""
     text = result.raw_text
     parsed = parse_plan(text).plan if result.status != "no_suggestion" else None
-    proposed = against_visit(parsed, visit) if parsed is not None else None
+    proposed = against_visit(parsed, visit, region) if parsed is not None else None
     return Prediction(text, proposed, result.plan, result.status, list(result.errors))
 
 
@@ -64,7 +64,7 @@ class ModelEngine:
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         inference = importlib.import_module(INFERENCE_MODULE)
         results = inference.recommend_many(visits, self.generator, region=self.region, include_history=include_history)
-        return [to_prediction(r, v) for r, v in zip(results, visits, strict=True)]
+        return [to_prediction(r, v, self.region) for r, v in zip(results, visits, strict=True)]
 
 
 def _load_generator(adapter: Path | None, kind: str | None = None) -> Any:

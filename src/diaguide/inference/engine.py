@@ -174,7 +174,7 @@ def recommend_many(
         plan, safety_s = None, 0.0
         if status != "no_suggestion":
             t2 = time.perf_counter()
-            plan = apply_safety(visit, against_visit(res.plan, visit), region=region)
+            plan = apply_safety(visit, against_visit(res.plan, visit, region), region=region)
             safety_s = time.perf_counter() - t2
         results.append(
             ModelResult(

@@ -105,8 +105,8 @@ def _key(drug: str) -> str:
     return found.name if found else " ".join(drug.lower().split())
 
 
-def against_visit(plan: Plan, visit: Visit) -> Plan:
-    """A parsed plan read against the visit's medication list (what every engine does before the safety pass).
+def against_visit(plan: Plan, visit: Visit, region: str = "ada") -> Plan:
+    """A parsed plan read against the visit (what every engine does before the safety pass).
 
     * A drug ordered twice with different actions (a small model's slip: "continue metformin" and "start
       metformin") keeps one order: for a drug the visit lists, its first continue/adjust/stop order; for one it
@@ -114,6 +114,10 @@ def against_visit(plan: Plan, visit: Visit) -> Plan:
       as written, whatever its action: the safety checker and the physician judge it.
     * A continued drug written without a dose (as targets write them, `as_written`) gets the dose and frequency
       the visit lists for it (the same drug by the formulary: "贝那普利" continues the visit's benazepril).
+    * What the plan says that the visit contradicts becomes a caution the physician sees (`consistency_cautions`):
+      a drug continued, adjusted or stopped that the visit's medication list does not have, and a treatment
+      text that calls HbA1c at or above goal against its own goal or cites another HbA1c than the one on file.
+      The model's words are left as written; the caution says what to check.
     """
     current = {_key(m.drug): m for m in visit.medications}
     positions: dict[str, list[int]] = {}  # drug -> positions of its orders
@@ -131,4 +135,55 @@ def against_visit(plan: Plan, visit: Visit) -> Plan:
         if m.action == "continue" and now is not None and m.dose is None and m.frequency is None:
             m = m.model_copy(update={"dose": now.dose, "frequency": now.frequency})
         meds.append(m)
-    return plan.model_copy(update={"medications": meds})
+    read = plan.model_copy(update={"medications": meds})
+    cautions = [c for c in consistency_cautions(read, visit, region) if c not in read.prompts]
+    return read.model_copy(update={"prompts": [*read.prompts, *cautions]}) if cautions else read
+
+
+# "Current HbA1c 6.4%: above goal." / "目前HbA1c 6.4%，未达标。" (plan_builder.treatment_text), and the physicians'
+# "HbA1c 8.3% (prev 7.9), above goal." (cohort.planwriter): the value and what the text calls it
+_STATUS = re.compile(
+    r"HbA1c\s*(\d+(?:\.\d+)?)\s*[%％](?:[^.。;；]|\.\d){0,30}?(above goal|at goal|not at goal|未达标|已达标|达标)", re.I
+)
+_UNLISTED = {
+    "en": "{drug}: the plan {verb} it, but this visit's medication list does not have it; check what the patient takes.",
+    "zh": "{drug}：建议{verb}，但本次用药清单中没有该药，请核对患者实际用药。",
+}
+_VERBS = {
+    "en": {"continue": "continues", "adjust": "adjusts", "stop": "stops"},
+    "zh": {"continue": "继续使用", "adjust": "调整剂量", "stop": "停用"},
+}
+_WRONG_STATUS = {
+    ("en", True): "The text calls HbA1c {value:g}% above goal, but it is below the plan's goal of <{goal:.1f}%.",
+    ("en", False): "The text calls HbA1c {value:g}% at goal, but the plan's goal is <{goal:.1f}%.",
+    ("zh", True): "文中称HbA1c {value:g}%未达标，但已低于本方案目标<{goal:.1f}%。",
+    ("zh", False): "文中称HbA1c {value:g}%已达标，但本方案目标为<{goal:.1f}%。",
+}
+_OTHER_VALUE = {
+    "en": "The text cites HbA1c {value:g}%; the latest result on file is {actual:g}%.",
+    "zh": "文中HbA1c为{value:g}%，而最近一次结果为{actual:g}%。",
+}
+
+
+def consistency_cautions(plan: Plan, visit: Visit, region: str = "ada") -> list[str]:
+    """Cautions, in the visit's language, for what a (model-written) plan says that the visit contradicts."""
+    from diaguide.knowledge.conditions import derive  # the guideline's own reading of the visit's HbA1c
+
+    lang = "zh" if visit.language == "zh" else "en"
+    listed = {_key(m.drug) for m in visit.medications}
+    out = [
+        _UNLISTED[lang].format(drug=m.drug, verb=_VERBS[lang][m.action])
+        for m in plan.medications
+        if m.action != "start" and _key(m.drug) not in listed
+    ]
+    claim = _STATUS.search(plan.treatment or "")
+    if claim is not None:
+        value, said = float(claim.group(1)), claim.group(2).lower()
+        above = said in ("above goal", "not at goal", "未达标")
+        goal = plan.hba1c_goal
+        if goal is not None and above != (value >= goal):
+            out.append(_WRONG_STATUS[lang, above].format(value=value, goal=goal))
+        actual = derive(visit, region).hba1c
+        if actual is not None and abs(actual - value) > 0.05:
+            out.append(_OTHER_VALUE[lang].format(value=value, actual=round(actual, 1)))
+    return out
