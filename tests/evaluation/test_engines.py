@@ -46,6 +46,22 @@ def test_a_broken_engine_that_drops_findings_is_detected():
     assert any(u.startswith("metformin_egfr_below_30") for u in rows[0]["unflagged"])
 
 
+def test_what_the_record_contradicts_is_shown_as_a_caution_and_counted():
+    # the renal visit lists no medication and has HbA1c 8.6%: "continue" and "at goal" are both contradicted
+    wrong = (
+        "GOAL: HbA1c <7.0%\nTREATMENT: Current HbA1c 8.6%: at goal.\n"
+        "MED: continue | empagliflozin | sglt2i\nMED: start | semaglutide | glp1ra | 0.25 mg | weekly\nEND"
+    )
+    texts = {"v0": wrong, "v1": METFORMIN_TEXT, "v2": "Sorry."}
+    m, rows, preds = score(canned_engine("fake", lambda v, h: texts[v.visit_id]), examples())
+    cautions = preds[0].plan.prompts
+    assert len(cautions) == 2 and cautions[0].startswith("empagliflozin: the plan continues it")
+    assert "at goal, but the plan's goal is <7.0%" in cautions[1]
+    assert preds[0].proposed.prompts == cautions  # on the plan before safety too, and kept by the safety pass
+    assert [len(r["contradictions"]) for r in rows] == [2, 0, 0]
+    assert m["contradiction_rate"] == pytest.approx(1 / 3)  # over all visits; the unusable one contradicts nothing
+
+
 def test_unusable_and_truncated_text_get_their_status():
     texts = {"v0": "Sorry, I cannot help.", "v1": METFORMIN_TEXT.replace("\nEND", ""), "v2": None}
     m, rows, preds = score(canned_engine("fake", lambda v, h: texts[v.visit_id]), examples())

@@ -62,6 +62,8 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
     assert ablated["status"]["no_suggestion"] == n
     rules = metrics["engines"]["rules"]["overall"]["metrics"]
     assert rules["guideline_concordance"]["value"] == 1.0
+    # neither the guideline's plans nor the physicians' say what their visits contradict
+    assert rules["contradiction_rate"]["value"] == 0.0 and lora["contradiction_rate"]["value"] == 0.0
     # the physicians (the fake lora copies them) agree with the guideline exactly as often as lora does
     physician = metrics["reference"]["physician_guideline_concordance"]["value"]
     assert physician == pytest.approx(lora["guideline_concordance"]["value"])

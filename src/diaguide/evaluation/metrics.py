@@ -29,6 +29,10 @@ set of visits, and each bootstrap resample of it, is `sum(numerator) / sum(denom
 - `unsafe_unflagged_rate`: visits where the plan that left the engine has a medication
   order and the checker, re-run on that plan, finds a warning or critical finding that is not
   among the plan's attached findings (matched by rule id, severity and drugs). Must be 0.
+- `contradiction_rate`: visits (over all visits) where the usable plan says what the visit contradicts
+  (`prompts.target.consistency_cautions`: a drug continued, adjusted or stopped that the visit does not list;
+  HbA1c called at or above goal against the plan's own goal, or cited other than the value on file). The
+  engines show each such contradiction to the physician as a caution; this counts how often they must.
 - `guideline_concordance`: visits where the predicted set of glucose-lowering classes equals
   the guideline engine's (`knowledge.guideline.recommend`); a visit without a usable
   prediction is never concordant.
@@ -60,6 +64,7 @@ RATIOS: dict[str, tuple[dict[str, float], dict[str, float]]] = {
     "unsafe_proposed_rate": ({"unsafe_proposed": 1}, {"n": 1}),
     "unsafe_unflagged_rate": ({"unsafe_unflagged": 1}, {"n": 1}),
     "guideline_concordance": ({"concordant": 1}, {"n": 1}),
+    "contradiction_rate": ({"contradicts": 1}, {"n": 1}),
     **{name: ({name: 1}, {"n": 1}) for name in TEXT_METRICS},
     **{f"class_recall.{c}": ({f"hit.{c}": 1}, {f"truth.{c}": 1}) for c in SCORED_CLASSES},
 }
@@ -71,6 +76,7 @@ MAIN_METRICS: tuple[str, ...] = (
     "guideline_concordance",
     "unsafe_proposed_rate",
     "unsafe_unflagged_rate",
+    "contradiction_rate",
 )
 
 
@@ -129,6 +135,7 @@ def visit_columns(
     output_findings: Iterable[Finding],
     guideline: Plan | None,
     text: Mapping[str, float],
+    contradictions: int = 0,
 ) -> dict[str, float]:
     """The per-visit numbers every metric of `RATIOS` is summed from.
 
@@ -141,6 +148,7 @@ def visit_columns(
         output_findings: the checker's findings re-run on `output`.
         guideline: the guideline engine's plan for the visit.
         text: `text_metrics.text_scores` of the prediction text against the target text.
+        contradictions: how many things the usable plan says that the visit contradicts (`contradiction_rate`).
     """
     scored = (output if output is not None else proposed) if parsed else None
     pred_classes, true_classes = med_classes(scored), med_classes(truth)
@@ -163,6 +171,7 @@ def visit_columns(
         "unsafe_proposed": int(bool(flags_on_proposed(proposed, proposed_findings))),
         "unsafe_unflagged": int(bool(unflagged(output, output_findings))),
         "concordant": int(concordant),
+        "contradicts": int(parsed and contradictions > 0),
         **{name: float(text.get(name, 0.0)) for name in TEXT_METRICS},
     }
     for c in SCORED_CLASSES:

@@ -26,6 +26,7 @@ LABELS = {
     "guideline_concordance": "Glucose-lowering classes = guideline",
     "unsafe_proposed_rate": "Proposed a flagged drug",
     "unsafe_unflagged_rate": "Flagged drug shown WITHOUT its warning",
+    "contradiction_rate": "Said what the record contradicts (shown as a caution)",
     "bleu4": "BLEU-4 (characters)",
     "rouge1": "ROUGE-1",
     "rouge2": "ROUGE-2",
@@ -175,13 +176,15 @@ def _worst(per_visit: Mapping[str, Sequence[dict[str, Any]]], count: int = 5) ->
             f"<td>{_e(_fmt_actions(r['physician']))}</td><td>{_e(_fmt_actions(r['predicted']))}</td>"
             f"<td>{_e(_names(r['missed']))}</td><td>{_e(_names(r['extra']))}</td>"
             f"<td>{_e('; '.join(r['findings']) or '—')}</td>"
-            f'<td class="bad">{_e("; ".join(r["unflagged"]))}</td></tr>'
+            f'<td class="bad">{_e("; ".join(r["unflagged"]))}</td>'
+            f"<td>{_e(' '.join(r.get('contradictions', [])) or '—')}</td></tr>"
             for r in worst
         )
         parts.append(
             f"<h3>{_e(name)}</h3><table><tr><th>case</th><th>language, complexity</th><th>answer</th>"
             "<th>physician plan</th><th>engine plan</th><th>missed</th><th>extra</th>"
-            f"<th>safety findings attached</th><th>findings missing</th></tr>{body}</table>"
+            "<th>safety findings attached</th><th>findings missing</th>"
+            f"<th>cautions: what the record contradicts</th></tr>{body}</table>"
         )
     return "\n".join(parts) or "<p>No misses.</p>"
 

@@ -11,6 +11,7 @@ from diaguide.evaluation.engines import Prediction
 from diaguide.evaluation.metrics import class_actions, flags_on_proposed, med_classes, unflagged, visit_columns
 from diaguide.evaluation.text_metrics import text_scores
 from diaguide.prompts import plan_to_text
+from diaguide.prompts.target import consistency_cautions
 from diaguide.records.schema import Plan
 from diaguide.safety.checker import check
 
@@ -45,6 +46,7 @@ def score_one(example: Example, prediction: Prediction, guideline_plan: Plan | N
         else (plan_to_text(proposed, example.language) if proposed is not None else None)
     )
     parsed = prediction.usable
+    contradictions = consistency_cautions(proposed, visit, region) if parsed and proposed is not None else []
     columns = visit_columns(
         truth=truth,
         proposed=proposed,
@@ -54,6 +56,7 @@ def score_one(example: Example, prediction: Prediction, guideline_plan: Plan | N
         output_findings=output_findings,
         guideline=guideline_plan,
         text=text_scores(said, reference),
+        contradictions=len(contradictions),
     )
     scored = (output if output is not None else proposed) if parsed else None
     predicted, physician = _actions(scored), _actions(truth)
@@ -76,6 +79,7 @@ def score_one(example: Example, prediction: Prediction, guideline_plan: Plan | N
         "flags_proposed": [f"{f.rule_id} ({f.severity})" for f in flags_on_proposed(proposed, proposed_findings)],
         "unflagged": [f"{f.rule_id} ({f.severity})" for f in unflagged(output, output_findings)],
         "findings": [f"{f.rule_id} ({f.severity})" for f in (output.findings if output else [])],
+        "contradictions": contradictions,
     }
 
 
