@@ -39,3 +39,4 @@ def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
         if data["model"]["fine_tuned"]:  # the base model measured beside it, both ways
             ref = goal["base_q4_1_same_run"]
             assert ref["decode"] > ref["with_prompt_reading"] > 0
+            assert goal["decode_vs_base_q4_1"] == pytest.approx(goal["value"] / ref["decode"], abs=0.001)
