@@ -76,6 +76,17 @@ def test_partial_answer_is_marked_and_still_checked(ckd) -> None:
     assert any("glyburide" in f.drugs for f in plan.findings)
 
 
+def test_an_answer_with_an_unreadable_line_is_retried_and_never_passed_off_as_whole(ckd) -> None:
+    looped = UNSAFE.replace("END\n", "MED: continue | continue | adjust | stop | 20 mg | qd\nEND\n")
+    result = recommend(ckd(), Scripted(looped))
+    assert result.status == "partial" and result.attempts == 2  # END came, but a line could not be read
+    assert [m.drug for m in result.plan.medications] == ["glyburide"]
+    assert any("glyburide" in f.drugs for f in result.plan.findings)
+    assert recommend_with_model(ckd(), engine=Scripted(looped)).prompts[0] == PARTIAL_NOTE["en"]
+    rescued = recommend(ckd(), Scripted(looped, SAFE))
+    assert rescued.status == "ok" and rescued.attempts == 2 and rescued.raw_text == SAFE
+
+
 def test_strict_retry_can_rescue_an_unreadable_answer(ckd) -> None:
     visit = ckd()
     engine = Scripted("I think the patient should see a doctor.", SAFE)

@@ -26,7 +26,7 @@ def _meds(result):
 
 def test_the_target_format_parses_whole():
     result = parse_plan(GOOD)
-    assert result.complete and result.errors == []
+    assert result.complete and result.errors == [] and result.unread == 0 and result.whole
     plan = result.plan
     assert plan.hba1c_goal == 7.0
     assert _meds(result) == [
@@ -42,7 +42,8 @@ def test_the_target_format_parses_whole():
 def test_truncated_mid_line_drops_the_cut_line_and_says_incomplete():
     cut = GOOD[: GOOD.index("| qd | CKD")]  # stops inside the empagliflozin line
     result = parse_plan(cut)
-    assert not result.complete
+    assert not result.complete and not result.whole
+    assert result.unread == 0  # a cut-off line is what `complete` already says, not an unreadable one
     assert result.plan is not None and result.plan.hba1c_goal == 7.0
     assert result.plan.medications == []  # never a half-read order (its dose could be cut)
     assert any("cut off" in e for e in result.errors)
@@ -119,6 +120,19 @@ def test_unusable_lines_are_reported_and_the_rest_kept():
     assert result.complete and result.plan.labs[0].loinc == "4548-4"
     assert result.plan.hba1c_goal is None and result.plan.medications == []
     assert len(result.errors) == 3 and all(e.startswith("line ") for e in result.errors)
+    assert result.unread == 3 and not result.whole  # END came, but three lines are missing from the plan
+
+
+def test_a_med_line_that_names_an_action_as_its_drug_is_unread():
+    # a 135M model's loop on a Chinese visit: every field an action, no drug
+    text = (
+        "GOAL: HbA1c <7.0%\nMED: continue | continue | adjust | stop | 150 mg | qd | 近期发生低血糖\n"
+        "MED: start | metformin | metformin | 500 mg | bid\nEND"
+    )
+    result = parse_plan(text)
+    assert [m.drug for m in result.plan.medications] == ["metformin"]
+    assert result.errors == ["line 2: MED: no drug named ('continue' is an action)"]
+    assert result.complete and result.unread == 1 and not result.whole
 
 
 @pytest.mark.parametrize(
@@ -147,6 +161,11 @@ def test_a_json_plan_is_accepted(make_plan):
     assert result.plan.medications[1].drug_class == "metformin"
     assert result.plan.labs == plan.labs and result.plan.hba1c_goal == 7.0
     assert result.plan.findings == []  # findings come from the checker only
+    assert result.whole
+    data["medications"].append({"action": "start"})  # no drug: skipped, so the plan is not whole
+    skipped = parse_plan(json.dumps(data))
+    assert skipped.unread == 1 and not skipped.whole
+    assert len(skipped.plan.medications) == len(data["medications"]) - 1
 
 
 @pytest.mark.parametrize(

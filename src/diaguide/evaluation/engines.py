@@ -85,7 +85,7 @@ def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") ->
     result = parse_plan(text)
     if result.plan is None:
         return Prediction(text, None, None, "no_suggestion", list(result.errors))
-    status: Status = "ok" if result.complete else "partial"
+    status: Status = "ok" if result.whole else "partial"
     proposed = against_visit(result.plan, visit, region)  # continued drugs' doses, one order per drug
     return Prediction(text, proposed, apply_safety(visit, proposed, region=region), status, list(result.errors))
 

@@ -7,10 +7,10 @@ show lives here, the same for all of them:
    own `render` (inference sees exactly the text the model was trained on), with the guideline engine's line
    where the adapter was trained with it (`prompts/guidance.py`, the engine's `prompt_style`);
 2. the text is parsed (`parse_plan`); output without a MED or GOAL line is retried once with the strict prompt,
-   and so is output cut off before `END`;
+   and so is output cut off before `END` or with a line that could not be read (`ParseResult.whole`);
 3. the safety checker ALWAYS runs on the parsed plan: the Plan that leaves here carries its findings;
-4. the result says what it is: `ok`, `partial` (cut off before END: usable lines only, never passed off as
-   whole) or `no_suggestion`.
+4. the result says what it is: `ok`, `partial` (cut off before END, or a line unread: usable lines only, never
+   passed off as whole) or `no_suggestion`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 # Physician plans in our cohort are <=360 tokens in English and <=600 in Chinese (SmolLM2 tokenizer)
 MAX_NEW_TOKENS = 640
 PARTIAL_NOTE = {
-    "en": "Model output was cut off: this suggestion may be incomplete.",
-    "zh": "模型输出被截断：此建议可能不完整。",
+    "en": "Model output was cut off or had lines that could not be read: this suggestion may be incomplete.",
+    "zh": "模型输出被截断或有无法识别的行：此建议可能不完整。",
 }
 
 
@@ -158,7 +158,7 @@ def recommend_many(
             texts[i].append(g)
 
     run(list(range(n)), strict=False)
-    again = [i for i in range(n) if not usable(parsed[i][0].plan) or (retry_partial and not parsed[i][0].complete)]
+    again = [i for i in range(n) if not usable(parsed[i][0].plan) or (retry_partial and not parsed[i][0].whole)]
     if again:
         run(again, strict=True)
 
@@ -166,7 +166,7 @@ def recommend_many(
     for i, visit in enumerate(visits):
         # prefer a whole usable answer, then a usable partial one (latest attempt first)
         order = list(range(len(parsed[i])))[::-1]
-        whole = [k for k in order if usable(parsed[i][k].plan) and parsed[i][k].complete]
+        whole = [k for k in order if usable(parsed[i][k].plan) and parsed[i][k].whole]
         part = [k for k in order if usable(parsed[i][k].plan)]
         k = (whole or part or [len(parsed[i]) - 1])[0]
         res = parsed[i][k]

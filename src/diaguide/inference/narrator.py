@@ -13,7 +13,10 @@ _NO_SUGGESTION = {
     "en": "The model gave no usable suggestion for this record; rely on the guideline plan.",
     "zh": "模型未能给出可用建议；请以指南方案为准。",
 }
-_PARTIAL = {"en": "The model's answer was cut off; it may be incomplete.", "zh": "模型回答被截断，可能不完整。"}
+_PARTIAL = {
+    "en": "The model's answer was cut off or had lines that could not be read; it may be incomplete.",
+    "zh": "模型回答被截断或有无法识别的行，可能不完整。",
+}
 
 
 def model_narrator(visit: Visit, plan: Plan) -> str:

@@ -3,8 +3,9 @@
 A 135M model writes almost-right text: prose around the answer, lowercase or Chinese keys,
 markdown bullets, full-width punctuation (｜：，), lines in another order, a missing class
 field, or output cut off by the token limit. `parse_plan` takes what is usable, says what
-it skipped in `errors`, and reports `complete=False` when `END` never came, so a caller can
-retry instead of passing a half plan off as whole. A JSON Plan is accepted too.
+it skipped in `errors`, and reports `complete=False` when `END` never came and counts the lines it
+could not read (`unread`), so a caller can retry instead of passing a half plan off as whole
+(`ParseResult.whole`). A JSON Plan is accepted too.
 """
 
 from __future__ import annotations
@@ -28,11 +29,18 @@ from diaguide.records.units import ANALYTES
 
 @dataclasses.dataclass
 class ParseResult:
-    """`plan` is None only when nothing usable was found; `complete` is False without `END`."""
+    """`plan` is None only when nothing usable was found; `complete` is False without `END`; `unread` counts the
+    GOAL/MED/LAB/CAUTION lines (or JSON orders) that were there but could not be read, and were skipped."""
 
     plan: Plan | None
     complete: bool
     errors: list[str] = dataclasses.field(default_factory=list)
+    unread: int = 0
+
+    @property
+    def whole(self) -> bool:
+        """The answer ended with `END` and every line of it was read: nothing the model wrote is missing."""
+        return self.complete and self.unread == 0
 
 
 _KEY_LINE = re.compile(
@@ -133,6 +141,8 @@ def parse_med(value: str) -> MedicationOrder:
         action, fields[0] = _split_leading_action(fields[0])
     if not fields or not _value(fields[0]):
         raise ValueError("no drug named")
+    if normalise_action(fields[0]):  # "MED: continue | continue | adjust | ...": a loop, not a drug
+        raise ValueError(f"no drug named ({squash(fields[0])!r} is an action)")
     drug, rest = squash(fields[0]), fields[1:]
     given_class = None
     if rest:
@@ -217,7 +227,7 @@ def _from_json(text: str) -> ParseResult | None:
         meds.append(m)
     data = {**data, "medications": meds, "findings": []}  # findings come from the checker, never the model
     try:
-        return ParseResult(Plan.model_validate(data), True, errors)
+        return ParseResult(Plan.model_validate(data), True, errors, unread=len(errors))
     except ValidationError as exc:
         first = exc.errors()[0]
         return ParseResult(None, False, [f"JSON plan: {'.'.join(map(str, first['loc']))}: {first['msg']}"])
@@ -260,7 +270,10 @@ def _from_lines(text: str, errors: list[str]) -> ParseResult:
         if not text.endswith(("\n", "\r")) and items and items[-1][0] == last:
             items.pop()
             errors.append(f"line {last + 1}: cut off, dropped")
-    return ParseResult(_assemble(items, errors), complete, errors)
+    before = len(errors)
+    plan = _assemble(items, errors)
+    unread = len(errors) - before - (plan is None)  # minus "nothing found", which is not a line
+    return ParseResult(plan, complete, errors, unread=unread)
 
 
 def _assemble(items: list[tuple[int, str, str]], errors: list[str]) -> Plan | None:
