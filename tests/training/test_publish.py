@@ -81,3 +81,24 @@ def test_publishing_in_place_refreshes_the_figures_and_keeps_the_training_facts(
     assert "3141 s wall time on a 2-core CPU" in card
     assert (out / "adapter_model.safetensors").read_bytes() == weights
     assert json.loads((out / "eval-metrics.json").read_text()) == json.loads(metrics.read_text())
+
+
+def test_a_re_publish_without_the_training_dataset_keeps_its_hashes(run_dir, tmp_path):
+    data = tmp_path / "nodata"  # the run's data.dir: a guided dataset's manifest
+    data.mkdir()
+    manifest = {
+        "source": {"sha256": "a1ed"},
+        "splits": {"train": {"sha256": "04b5", "records": 978}, "test": {"sha256": "ffff", "records": 99}},
+        "options": {"guidance": True, "region": "ada"},
+        "targets": {"physician": 397, "classes": 437},
+    }
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "models" / "smollm2-135m-lora"
+    assert cli.main(["export", "--adapter", str(run_dir), "--out", str(out), "--publish"]) == 0
+    first = (out / "README.md").read_text()
+    assert "train split sha256 `04b5` (978 examples)" in first and "437 train/val plans" in first
+    (data / "manifest.json").unlink()  # a fresh checkout: the dataset was never built here
+    assert cli.main(["export", "--adapter", str(out), "--out", str(out), "--publish"]) == 0
+    again = (out / "README.md").read_text()
+    assert "dataset manifest not found" not in again
+    assert "train split sha256 `04b5` (978 examples)" in again and "437 train/val plans" in again

@@ -64,6 +64,17 @@ def _dataset_manifest(cfg: dict) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _card_dataset(manifest: dict) -> dict:
+    """What the card quotes of a dataset manifest (hashes, train size, guidance options and target counts)."""
+    train = manifest.get("splits", {}).get("train", {})
+    return {
+        "source": {"sha256": manifest.get("source", {}).get("sha256")},
+        "splits": {"train": {"sha256": train.get("sha256"), "records": train.get("records")}},
+        "options": manifest.get("options", {}),
+        "targets": manifest.get("targets", {}),
+    }
+
+
 def _guidance_lines(manifest: dict | None) -> list[str]:
     """What a guided dataset did to the prompts and targets (prompts/guidance.py); nothing for a plain one."""
     if not manifest or not manifest.get("options", {}).get("guidance"):
@@ -158,6 +169,9 @@ def publish_adapter(adapter: str, out: str, metrics: str | None = None) -> int:
     manifest = _dataset_manifest(cfg)
     method = cfg.get("method", {}).get("name", "?")
     facts = _training_facts(run)
+    if manifest is not None:  # kept in card.json, for a re-publish where the training dataset is not built
+        facts["dataset"] = _card_dataset(manifest)
+    manifest = manifest or facts.get("dataset")
     (target / "card.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     wall, device = facts["wall_s"], facts["device"]
     command = (run / "command.txt").read_text(encoding="utf-8").strip() if (run / "command.txt").is_file() else "?"
