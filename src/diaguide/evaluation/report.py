@@ -177,7 +177,7 @@ def _worst(per_visit: Mapping[str, Sequence[dict[str, Any]]], count: int = 5) ->
             f"<td>{_e(_names(r['missed']))}</td><td>{_e(_names(r['extra']))}</td>"
             f"<td>{_e('; '.join(r['findings']) or '—')}</td>"
             f'<td class="bad">{_e("; ".join(r["unflagged"]))}</td>'
-            f"<td>{_e(' '.join(r.get('contradictions', [])) or '—')}</td></tr>"
+            f"<td>{_e(' '.join(r['contradictions']) or '—')}</td></tr>"
             for r in worst
         )
         parts.append(

@@ -270,14 +270,14 @@ def _from_lines(text: str, errors: list[str]) -> ParseResult:
         if not text.endswith(("\n", "\r")) and items and items[-1][0] == last:
             items.pop()
             errors.append(f"line {last + 1}: cut off, dropped")
-    before = len(errors)
-    plan = _assemble(items, errors)
-    unread = len(errors) - before - (plan is None)  # minus "nothing found", which is not a line
+    plan, unread = _assemble(items, errors)
     return ParseResult(plan, complete, errors, unread=unread)
 
 
-def _assemble(items: list[tuple[int, str, str]], errors: list[str]) -> Plan | None:
+def _assemble(items: list[tuple[int, str, str]], errors: list[str]) -> tuple[Plan | None, int]:
+    """The plan of the keyed lines (None when nothing usable) and how many of them could not be read."""
     goal, treatment, meds, labs, cautions = None, [], [], [], []
+    unread = 0
     seen: set[tuple[str, ...]] = set()
     for n, key, value in items:
         where = f"line {n + 1}"
@@ -302,11 +302,12 @@ def _assemble(items: list[tuple[int, str, str]], errors: list[str]) -> Plan | No
         except (ValueError, ValidationError) as exc:
             message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             errors.append(f"{where}: {key}: {message}")
+            unread += 1
     text = " ".join(treatment)
     if goal is None and text:
         found = _GOAL_IN_TEXT.search(_nfkc(text))
         goal = float(found.group(1)) if found and 5.0 <= float(found.group(1)) <= 10.0 else None
     if goal is None and not (text or meds or labs or cautions):
         errors.append("no GOAL, TREATMENT, MED, LAB or CAUTION line found")
-        return None
-    return Plan(treatment=text, medications=meds, labs=labs, prompts=cautions, hba1c_goal=goal)
+        return None, unread
+    return Plan(treatment=text, medications=meds, labs=labs, prompts=cautions, hba1c_goal=goal), unread
