@@ -21,3 +21,16 @@ def test_unreadable_model_output_says_so(ckd, monkeypatch) -> None:
     monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted("lorem ipsum"))
     visit = ckd()
     assert narrator.model_narrator(visit, Plan()) == narrator._NO_SUGGESTION[visit.language]
+
+
+def test_every_caution_is_written_whole(ckd, monkeypatch) -> None:
+    # three drugs the visit does not list (it lists linagliptin only): three cautions, more than the target keeps
+    answer = (
+        "GOAL: HbA1c <7.0%\nMED: continue | metformin | metformin\nMED: continue | glimepiride | sulfonylurea\n"
+        "MED: stop | pioglitazone | tzd\nMED: continue | linagliptin | dpp4i\nEND\n"
+    )
+    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted(answer))
+    text = narrator.model_narrator(ckd(), Plan())
+    unlisted = [line for line in text.splitlines() if line.endswith("check what the patient takes.")]  # not cut
+    assert [c.split(":")[1].strip() for c in unlisted] == ["metformin", "glimepiride", "pioglitazone"]
+    assert all(c.startswith("CAUTION: ") for c in unlisted)

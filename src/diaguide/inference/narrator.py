@@ -35,7 +35,9 @@ def model_narrator(visit: Visit, plan: Plan) -> str:
     if result.status == "no_suggestion" or result.plan is None:
         return _NO_SUGGESTION[lang]
     lines = [] if result.status == "ok" else [_PARTIAL[lang]]
-    lines.append(plan_to_text(result.plan, lang).rstrip())
+    # the target format keeps two cautions, cut short: here every one is written whole, as the findings are
+    lines.append(plan_to_text(result.plan.model_copy(update={"prompts": []}), lang).rstrip())
+    lines += [f"CAUTION: {p}" for p in result.plan.prompts]
     for f in result.plan.findings:
         drugs = ", ".join(f.drugs)
         lines.append(f"FINDING {f.severity.upper()}: {drugs + ': ' if drugs else ''}{f.message} ({f.source})")
