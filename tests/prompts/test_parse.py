@@ -136,6 +136,25 @@ def test_a_med_line_that_names_an_action_as_its_drug_is_unread():
 
 
 @pytest.mark.parametrize(
+    ("field", "what"),
+    [("17 U", "a dose"), ("30单位", "a dose"), ("4548-4", "a LOINC code"), ("FBG", "a laboratory test"),
+     ("糖化血红蛋白", "a laboratory test")],
+)
+def test_a_med_line_with_a_dose_code_or_test_for_its_drug_is_unread(field, what):
+    # what the default adapter wrote where the drug belongs on looping or cut-off answers
+    result = parse_plan(f"GOAL: HbA1c <7.0%\nMED: continue | {field} | basal_insulin\nMED: continue | metformin | metformin\nEND")
+    assert [m.drug for m in result.plan.medications] == ["metformin"]
+    assert result.errors == [f"line 2: MED: no drug named ({field!r} is {what})"]
+    assert result.unread == 1 and not result.whole
+
+
+@pytest.mark.parametrize("drug", ["insulin glargine 100 U/mL", "Humulin 70/30", "门冬胰岛素30", "glucagon"])
+def test_a_drug_whose_name_has_numbers_or_units_is_still_a_drug(drug):
+    result = parse_plan(f"GOAL: HbA1c <7.0%\nMED: continue | {drug}\nEND")
+    assert [m.drug for m in result.plan.medications] == [drug] and result.whole
+
+
+@pytest.mark.parametrize(
     ("text", "goal"),
     [("HbA1c <7.0%", 7.0), ("HbA1c < 7.5 %", 7.5), ("＜8.0％", 8.0), ("目标 HbA1c<6.5%", 6.5), ("below 7", 7.0),
      ("-", None), ("none", None), ("个体化", None)],

@@ -25,8 +25,9 @@ from diaguide.records.schema import Plan
 # 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit); 3: the same
 # drug found by the formulary there (a Chinese name continues an English-listed drug); 4: cautions where the plan
 # contradicts the visit (target.consistency_cautions); 5: an answer with a line that could not be read is not whole
-# (retried, else partial) and a MED line naming an action as its drug is such a line
-FORMAT = 5
+# (retried, else partial) and a MED line naming an action as its drug is such a line; 6: so is one naming a dose, a
+# LOINC code or a laboratory test as its drug (parse._not_a_drug)
+FORMAT = 6
 
 
 def fingerprint(**parts: Any) -> str:

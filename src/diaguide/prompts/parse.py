@@ -20,7 +20,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
-from diaguide.knowledge.formulary import drug_class_of
+from diaguide.knowledge.formulary import drug_class_of, lookup
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -50,6 +50,8 @@ _KEY_LINE = re.compile(
 )
 _END_LINE = re.compile(r"^[\W_]*(?:end|结束)[\W_]*$", re.IGNORECASE)
 _LOINC = re.compile(r"^\d{1,7}-\d$")
+# a dose where the drug belongs ("MED: continue | 17 U | basal_insulin"): a number, with or without its unit
+_DOSE = re.compile(r"^\d+(?:[.,]\d+)?\s*(?:mg|g|mcg|μg|ug|u|iu|units?|ml|单位|毫克|片|粒|支)?$", re.IGNORECASE)
 _SPLIT = re.compile(r"\s*[|｜]\s*")
 _LOOSE_SPLIT = re.compile(r"\s*[,，;；]\s*")
 _CLOSE_ENOUGH = re.compile(r"[\s_\-./()（）·]+")
@@ -124,11 +126,27 @@ def _split_leading_action(field: str) -> tuple[str | None, str]:
     return None, field
 
 
+def _not_a_drug(text: str) -> str | None:
+    """What a MED line's drug field holds instead of a drug (a small model's slip: the dose, a LOINC code or a
+    test moved into it, "MED: continue | 17 U", "MED: continue | 4548-4", "MED: continue | FBG"), else None.
+    A name the formulary knows is a drug whatever it looks like."""
+    text = squash(_nfkc(text))
+    if lookup(text) is not None:
+        return None
+    if _LOINC.match(text):
+        return "a LOINC code"
+    if _DOSE.match(text):
+        return "a dose"
+    if _compact(text) in _vocab()["labs"]:
+        return "a laboratory test"
+    return None
+
+
 def parse_med(value: str) -> MedicationOrder:
     """`action | drug | class | dose | frequency | reason`, tolerating a missing or moved field.
 
     Raises:
-        ValueError: no drug named.
+        ValueError: no drug named (nothing, an action, a dose, a LOINC code or a test where the drug belongs).
     """
     fields = _fields(value)
     action = None
@@ -143,6 +161,9 @@ def parse_med(value: str) -> MedicationOrder:
         raise ValueError("no drug named")
     if normalise_action(fields[0]):  # "MED: continue | continue | adjust | ...": a loop, not a drug
         raise ValueError(f"no drug named ({squash(fields[0])!r} is an action)")
+    wrong = _not_a_drug(fields[0])
+    if wrong:
+        raise ValueError(f"no drug named ({squash(fields[0])[:40]!r} is {wrong})")
     drug, rest = squash(fields[0]), fields[1:]
     given_class = None
     if rest:
