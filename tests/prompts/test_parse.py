@@ -137,12 +137,19 @@ def test_a_med_line_that_names_an_action_as_its_drug_is_unread():
 
 @pytest.mark.parametrize(
     ("field", "what"),
-    [("17 U", "a dose"), ("30单位", "a dose"), ("4548-4", "a LOINC code"), ("FBG", "a laboratory test"),
-     ("糖化血红蛋白", "a laboratory test")],
+    [
+        ("17 U", "a dose"),
+        ("30单位", "a dose"),
+        ("4548-4", "a LOINC code"),
+        ("FBG", "a laboratory test"),
+        ("糖化血红蛋白", "a laboratory test"),
+    ],
 )
 def test_a_med_line_with_a_dose_code_or_test_for_its_drug_is_unread(field, what):
     # what the default adapter wrote where the drug belongs on looping or cut-off answers
-    result = parse_plan(f"GOAL: HbA1c <7.0%\nMED: continue | {field} | basal_insulin\nMED: continue | metformin | metformin\nEND")
+    result = parse_plan(
+        f"GOAL: HbA1c <7.0%\nMED: continue | {field} | basal_insulin\nMED: continue | metformin | metformin\nEND"
+    )
     assert [m.drug for m in result.plan.medications] == ["metformin"]
     assert result.errors == [f"line 2: MED: no drug named ({field!r} is {what})"]
     assert result.unread == 1 and not result.whole
