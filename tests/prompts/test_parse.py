@@ -114,6 +114,21 @@ def test_missing_or_unknown_class_comes_from_the_formulary():
     assert meds[2].action == "start"
 
 
+@pytest.mark.parametrize(
+    ("line", "drug_class"),
+    [
+        ("MED: continue | 司美格鲁肽 | other", "glp1ra"),  # the default adapter's slip on a Chinese visit
+        ("MED: continue | 甘精胰岛素 | other", "basal_insulin"),
+        ("MED: start | glyburide | dpp4i | 2.5 mg | qd", "sulfonylurea"),
+        ("MED: continue | Janumet | metformin", "metformin"),  # a combination: the written class is one of its own
+        ("MED: continue | Janumet | statin", "dpp4i"),  # ... or the formulary's first
+        ("MED: continue | drug X | sglt2i", "sglt2i"),  # unknown to the formulary: as written
+    ],
+)
+def test_a_drug_the_formulary_knows_has_the_formulary_class(line, drug_class):
+    assert parse_plan(line + "\nEND").plan.medications[0].drug_class == drug_class
+
+
 def test_unusable_lines_are_reported_and_the_rest_kept():
     text = "GOAL: HbA1c <70%\nMED: start | | sglt2i\nLAB: no code | something odd\nLAB: 4548-4 | HbA1c\nEND"
     result = parse_plan(text)
@@ -143,6 +158,7 @@ def test_a_med_line_that_names_an_action_as_its_drug_is_unread():
         ("4548-4", "a LOINC code"),
         ("FBG", "a laboratory test"),
         ("糖化血红蛋白", "a laboratory test"),
+        ("血脂(LDL-C)", "a laboratory test"),
     ],
 )
 def test_a_med_line_with_a_dose_code_or_test_for_its_drug_is_unread(field, what):

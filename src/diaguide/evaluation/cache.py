@@ -26,7 +26,7 @@ from diaguide.records.schema import Plan
 # drug found by the formulary there (a Chinese name continues an English-listed drug); 4: cautions where the plan
 # contradicts the visit (target.consistency_cautions); 5: an answer with a line that could not be read is not whole
 # (retried, else partial) and a MED line naming an action as its drug is such a line; 6: so is one naming a dose, a
-# LOINC code or a laboratory test as its drug (parse._not_a_drug)
+# LOINC code or a laboratory test as its drug (parse._not_a_drug), and a drug the formulary knows has its class
 FORMAT = 6
 
 

@@ -20,7 +20,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
-from diaguide.knowledge.formulary import drug_class_of, lookup
+from diaguide.knowledge.formulary import drug_class_of, ingredients, lookup
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -55,6 +55,7 @@ _DOSE = re.compile(r"^\d+(?:[.,]\d+)?\s*(?:mg|g|mcg|μg|ug|u|iu|units?|ml|单位
 _SPLIT = re.compile(r"\s*[|｜]\s*")
 _LOOSE_SPLIT = re.compile(r"\s*[,，;；]\s*")
 _CLOSE_ENOUGH = re.compile(r"[\s_\-./()（）·]+")
+_BRACKETED = re.compile(r"[(（]([^)）]+)[)）]")
 
 
 def _nfkc(text: str) -> str:
@@ -95,9 +96,17 @@ def normalise_action(text: str) -> str | None:
 
 
 def normalise_class(text: str | None, drug: str) -> str:
-    """A class in the DESIGN.md vocabulary; from the formulary when missing or unknown."""
+    """The drug's class in the DESIGN.md vocabulary: the formulary's for a single drug it knows (the class it is,
+    whatever the line wrote: the default adapter writes "MED: continue | 司美格鲁肽 | other", and the safety checker
+    reads semaglutide as a GLP-1 RA either way), else the written class, else `other`. A combination product keeps
+    the written class when it names one of the product's own."""
+    known = ingredients(drug)
+    if len(known) == 1:
+        return known[0].drug_class
     found = _vocab()["classes"].get(_compact(text or ""))
-    return found if found else drug_class_of(drug)
+    if found and (not known or found in {d.drug_class for d in known}):
+        return found
+    return drug_class_of(drug)
 
 
 def _value(text: str) -> str | None:
@@ -137,8 +146,9 @@ def _not_a_drug(text: str) -> str | None:
         return "a LOINC code"
     if _DOSE.match(text):
         return "a dose"
-    if _compact(text) in _vocab()["labs"]:
-        return "a laboratory test"
+    labs = _vocab()["labs"]
+    if _compact(text) in labs or any(_compact(inner) in labs for inner in _BRACKETED.findall(text)):
+        return "a laboratory test"  # "FBG", "尿白蛋白/肌酐比", "血脂(LDL-C)"
     return None
 
 
