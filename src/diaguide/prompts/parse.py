@@ -20,7 +20,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
-from diaguide.knowledge.formulary import drug_class_of, ingredients, lookup
+from diaguide.knowledge.formulary import ingredients, lookup
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -106,7 +106,7 @@ def normalise_class(text: str | None, drug: str) -> str:
     found = _vocab()["classes"].get(_compact(text or ""))
     if found and (not known or found in {d.drug_class for d in known}):
         return found
-    return drug_class_of(drug)
+    return known[0].drug_class if known else "other"
 
 
 def _value(text: str) -> str | None:
@@ -136,9 +136,12 @@ def _split_leading_action(field: str) -> tuple[str | None, str]:
 
 
 def _not_a_drug(text: str) -> str | None:
-    """What a MED line's drug field holds instead of a drug (a small model's slip: the dose, a LOINC code or a
-    test moved into it, "MED: continue | 17 U", "MED: continue | 4548-4", "MED: continue | FBG"), else None.
-    A name the formulary knows is a drug whatever it looks like."""
+    """What a MED line's drug field holds instead of a drug (a small model's slips: an action on a looping line,
+    "MED: continue | continue | adjust", or the dose, a LOINC code or a test moved into it, "MED: continue | 17 U",
+    "MED: continue | 4548-4", "MED: continue | FBG"), else None. A name the formulary knows is a drug whatever it
+    looks like."""
+    if normalise_action(text):
+        return "an action"
     text = squash(_nfkc(text))
     if lookup(text) is not None:
         return None
@@ -169,8 +172,6 @@ def parse_med(value: str) -> MedicationOrder:
         action, fields[0] = _split_leading_action(fields[0])
     if not fields or not _value(fields[0]):
         raise ValueError("no drug named")
-    if normalise_action(fields[0]):  # "MED: continue | continue | adjust | ...": a loop, not a drug
-        raise ValueError(f"no drug named ({squash(fields[0])!r} is an action)")
     wrong = _not_a_drug(fields[0])
     if wrong:
         raise ValueError(f"no drug named ({squash(fields[0])[:40]!r} is {wrong})")
