@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "train": "diaguide.training.bench_train:bench_train",
     "generate": "diaguide.inference.bench_generate:bench_generate",
     "serve": "diaguide.bench_serve:bench_serve",
+    "llamacpp": "diaguide.inference.bench_llamacpp:bench_llamacpp",
 }
 
 
@@ -59,11 +60,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def bench_command(what: str, out: str, quick: bool = False) -> int:
+def bench_command(what: str, out: str, quick: bool = False, build: list[str] | None = None) -> int:
     target = BENCHES[what]
     module, _, name = target.partition(":")
     try:
         fn = getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
         raise InputError(f"benchmark {what!r} is not available in this build ({exc.name} missing)") from exc
+    if build:
+        if what != "llamacpp":
+            raise InputError("--build is for `bench llamacpp`", field="--build")
+        return fn(out=out, quick=quick, build=build)
     return fn(out=out, quick=quick)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "serve": "diaguide.service.app:serve_command",
     "bench": "diaguide.bench:bench_command",
     "demo": "diaguide.demo:demo_command",
+    "doctor": "diaguide.doctor:doctor_command",
 }
 
 
@@ -116,14 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
 
     s = sub.add_parser("bench", help="benchmarks; JSON out with a same-run baseline")
-    s.add_argument("what", choices=["ingest", "train", "generate", "serve"])
+    s.add_argument("what", choices=["ingest", "train", "generate", "serve", "llamacpp"])
     s.add_argument("--out", required=True)
     s.add_argument("--quick", action="store_true", help="a smaller run (smoke test)")
+    s.add_argument(
+        "--build",
+        action="append",
+        metavar="NAME=WHEEL",
+        help="llamacpp: another llama.cpp build to compare (repeatable)",
+    )
 
     s = sub.add_parser("demo", help="build the demo cohort, load the default model, serve the page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--no-serve", dest="serve", action="store_false", help="prepare and summarise only")
+
+    s = sub.add_parser("doctor", help="check this install: versions, CPU, llama.cpp build, database, model, engine")
+    s.add_argument("--no-probe", dest="probe", action="store_false", help="do not start the engine in a child process")
+    s.add_argument("--json", dest="as_json", action="store_true")
     return p
 
 

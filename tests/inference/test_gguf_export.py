@@ -53,35 +53,38 @@ def test_tiny_export_reads_back_identical_in_transformers(tmp_path, tiny_big_voc
         assert torch.equal(tensor, theirs[name]), name
 
 
-def _llamacpp_logits(llama_cpp, path, ids: list[int]) -> np.ndarray:
+def _llamacpp_logits(path, ids: list[int]) -> np.ndarray:
+    from diaguide.inference.native import load_llama
+
     # type_k/type_v 0 = GGML F32: llama.cpp's default F16 KV cache alone moves logits by ~1e-2
-    llm = llama_cpp.Llama(
-        model_path=str(path), n_ctx=64, n_threads=2, logits_all=True, type_k=0, type_v=0, verbose=False
-    )
+    llm = load_llama(path, n_ctx=64, n_threads=2, logits_all=True, type_k=0, type_v=0, verbose=False)
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)])
 
 
 @pytest.mark.slow
+@pytest.mark.native("llama.cpp")
 def test_llamacpp_runs_a_tiny_export_like_transformers(tmp_path, tiny_big_vocab, monkeypatch) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    pytest.importorskip("llama_cpp")
     ids = [1, 504, 2010, 314, 1127, 28, 3384, 30, 4981, 17, 42, 1715, 998, 313, 7, 12]
     with torch.no_grad():
         ours = tiny_big_vocab(torch.tensor([ids])).logits[0].numpy()
-    theirs = _llamacpp_logits(llama_cpp, export_gguf(tiny_big_vocab, tmp_path / "tiny.gguf", ftype="f32"), ids)
+    theirs = _llamacpp_logits(export_gguf(tiny_big_vocab, tmp_path / "tiny.gguf", ftype="f32"), ids)
     # every position, not only the first: RoPE (the only thing the Q/K layout changes) acts from position 1 on
     assert np.abs(theirs - ours).max() < 1e-3 * np.abs(ours).max()
     assert (theirs.argmax(-1) == ours.argmax(-1)).all()
     # the same file without the permutation is far off: this test would catch a writer that forgot it
     monkeypatch.setattr("diaguide.inference.gguf_export.permute_qk", lambda w, n_head, n_kv=None: w)
-    wrong = _llamacpp_logits(llama_cpp, export_gguf(tiny_big_vocab, tmp_path / "wrong.gguf", ftype="f32"), ids)
+    wrong = _llamacpp_logits(export_gguf(tiny_big_vocab, tmp_path / "wrong.gguf", ftype="f32"), ids)
     assert np.abs(wrong - ours)[1:].max() > 0.1 * np.abs(ours).max()
 
 
 @pytest.mark.slow
+@pytest.mark.native("llama.cpp")
 def test_reexported_smollm2_generates_the_same_tokens_as_the_original(tmp_path) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    pytest.importorskip("llama_cpp")
     from diaguide.inference.base_model import bundled_gguf, load_base_model
+    from diaguide.inference.native import load_llama
 
     model, tok = load_base_model()
     path = export_gguf(model, tmp_path / "smollm2-q4_1.gguf", ftype="q4_1")
@@ -93,7 +96,7 @@ def test_reexported_smollm2_generates_the_same_tokens_as_the_original(tmp_path) 
     ids = tok(text, add_special_tokens=False)["input_ids"]
 
     def greedy(gguf) -> list[int]:
-        llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=512, n_threads=2, verbose=False)
+        llm = load_llama(gguf, n_ctx=512, n_threads=2, verbose=False)
         out = []
         for t in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
             out.append(t)
@@ -107,10 +110,11 @@ def test_reexported_smollm2_generates_the_same_tokens_as_the_original(tmp_path) 
 
 
 @pytest.mark.slow
+@pytest.mark.native("llama.cpp")
 def test_q4_0_export_keeps_embeddings_at_q8_0_and_stays_close(tmp_path, tiny_big_vocab) -> None:
     """The 4-bit serving file: block weights Q4_0, embeddings/output head Q8_0, norms F32; llama.cpp (which
     repacks Q4_0 at load) computes logits near the F32 file's."""
-    llama_cpp = pytest.importorskip("llama_cpp")
+    pytest.importorskip("llama_cpp")
     from gguf import GGMLQuantizationType as T
     from gguf import GGUFReader
 
@@ -121,8 +125,8 @@ def test_q4_0_export_keeps_embeddings_at_q8_0_and_stays_close(tmp_path, tiny_big
     blocks = {v for k, v in types.items() if k.startswith("blk.") and not k.endswith("norm.weight")}
     assert T.Q4_0 in blocks and blocks <= {T.Q4_0, T.F16}  # F16 only where rows are not whole 32-blocks
     ids = [1, 504, 2010, 314, 1127, 28, 3384, 30, 4981, 17, 42, 1715]
-    exact = _llamacpp_logits(llama_cpp, export_gguf(tiny_big_vocab, tmp_path / "tiny.gguf", ftype="f32"), ids)
-    four = _llamacpp_logits(llama_cpp, path, ids)
+    exact = _llamacpp_logits(export_gguf(tiny_big_vocab, tmp_path / "tiny.gguf", ftype="f32"), ids)
+    four = _llamacpp_logits(path, ids)
     corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(four[1:], exact[1:], strict=True)]
     # a random model with wide weights amplifies 4-bit error from layer to layer (0.70-0.95 here), yet the logits
     # follow the F32 file's; a wrongly laid out block would leave no correlation at all

@@ -22,6 +22,7 @@ def smollm2_tokenizer():
 
 
 @pytest.mark.slow
+@pytest.mark.native("llama.cpp")
 def test_tiny_export_generates_what_transformers_generates(tmp_path, make_lively, smollm2_tokenizer) -> None:
     from diaguide.inference.llamacpp_engine import LlamaCppEngine
 
@@ -37,6 +38,7 @@ def test_tiny_export_generates_what_transformers_generates(tmp_path, make_lively
 
 
 @pytest.mark.slow
+@pytest.mark.native("llama.cpp")
 def test_bundled_model_serves_a_checked_recommendation(smollm2_tokenizer, ckd) -> None:
     from diaguide.inference.base_model import bundled_gguf
     from diaguide.inference.llamacpp_engine import LlamaCppEngine
@@ -72,3 +74,41 @@ def test_thread_count_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("DIAGUIDE_LLAMA_THREADS", "two")
     with pytest.raises(ModelError, match="DIAGUIDE_LLAMA_THREADS"):
         _env_threads()
+
+
+def test_a_build_with_amx_kernels_loads_without_extra_buffers(monkeypatch) -> None:
+    from diaguide.inference import native
+
+    amx = {"version": "x", "features": ["AVX2", "AMX_INT8", "AVX512_VNNI"], "amx": True, "library": "/x"}
+    monkeypatch.setattr(native, "llama_build", lambda: amx)
+    assert native.extra_buffers_safe() is False
+    monkeypatch.setattr(native, "llama_build", lambda: {**amx, "features": ["AVX2"], "amx": False})
+    assert native.extra_buffers_safe() is True
+
+
+@pytest.mark.slow
+@pytest.mark.native("llama.cpp")
+def test_extra_buffers_off_reach_the_loaded_model_and_it_still_answers(smollm2_tokenizer) -> None:
+    """The load-time AMX fix: the field really is off in the parameters the model was loaded with, the library's
+    defaults are put back afterwards, and the model generates the same greedy tokens either way."""
+    import llama_cpp.llama_cpp as lib
+
+    from diaguide.inference.base_model import bundled_gguf
+    from diaguide.inference.native import load_llama
+
+    ids = smollm2_tokenizer("List two tests for diabetes.")["input_ids"]
+
+    def greedy(llm) -> list[int]:
+        out = []
+        for t in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+            out.append(t)
+            if len(out) == 12:
+                return out
+        return out
+
+    off = load_llama(bundled_gguf(), extra_bufts=False, n_ctx=256, n_threads=2, verbose=False)
+    assert off.model_params.use_extra_bufts is False
+    assert lib.llama_model_default_params().use_extra_bufts is True  # the swap did not outlive the load
+    on = load_llama(bundled_gguf(), extra_bufts=True, n_ctx=256, n_threads=2, verbose=False)
+    assert on.model_params.use_extra_bufts is True
+    assert greedy(off) == greedy(on) and len(set(greedy(off))) > 3

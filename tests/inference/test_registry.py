@@ -28,11 +28,11 @@ def test_default_adapter_is_the_repo_lora_or_the_environment(tmp_path, monkeypat
 
 def test_prefix_adapters_run_on_transformers(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(registry, "llamacpp_available", lambda: True)
-    assert registry._engine_kind(None, _adapter(tmp_path / "p", "PREFIX_TUNING")) == "transformers"
-    assert registry._engine_kind(None, _adapter(tmp_path / "l", "LORA")) == "llama.cpp"
-    assert registry._engine_kind(None, None) == "llama.cpp"
+    assert registry.engine_kind(None, _adapter(tmp_path / "p", "PREFIX_TUNING")) == "transformers"
+    assert registry.engine_kind(None, _adapter(tmp_path / "l", "LORA")) == "llama.cpp"
+    assert registry.engine_kind(None, None) == "llama.cpp"
     monkeypatch.setattr(registry, "llamacpp_available", lambda: False)
-    assert registry._engine_kind(None, None) == "transformers"
+    assert registry.engine_kind(None, None) == "transformers"
 
 
 def test_bad_engine_or_adapter_is_one_clear_error(tmp_path) -> None:

@@ -11,6 +11,7 @@ there (`loops.py`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -20,19 +21,17 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, chat_text
 from diaguide.inference.loops import LineLoops
+from diaguide.inference.native import extra_buffers_safe, load_llama
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
 
 
-def _import_llama():
-    try:
-        from llama_cpp import Llama
-    except ImportError:
+def _require_llama() -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
         raise ModelError(
             "the llama.cpp engine needs llama-cpp-python: pip install 'diaguide[llamacpp]'", field="engine"
-        ) from None
-    return Llama
+        )
 
 
 def _tokenizer_for(gguf: Path, tokenizer: Any):
@@ -62,6 +61,8 @@ class LlamaCppEngine:
             shared with other jobs fewer threads than cores is often faster).
         model_name, adapter_version: recorded with every result.
         prompt_style: the merged adapter's `PromptStyle` (its folder's prompt.json); default style when None.
+        extra_bufts: llama.cpp's extra buffer types (repacked weights); None: on unless the build has AMX
+            kernels, which crash with them (`native.py`).
         **llama_kwargs: passed to `llama_cpp.Llama` (e.g. type_k/type_v for the KV cache's precision);
             flash attention is on unless `flash_attn=False` is given.
     """
@@ -77,19 +78,22 @@ class LlamaCppEngine:
         model_name: str | None = None,
         adapter_version: str | None = None,
         prompt_style: PromptStyle | None = None,
+        extra_bufts: bool | None = None,
         **llama_kwargs: Any,
     ):
         t0 = time.perf_counter()
         path = Path(gguf_path)
         if not path.is_file():
             raise ModelError("no such GGUF file", source=str(path))
-        llama = _import_llama()
+        _require_llama()
+        self.extra_bufts = extra_buffers_safe() if extra_bufts is None else extra_bufts
         threads = n_threads or _env_threads() or os.cpu_count()
         # flash attention: ~20% faster prompt reading and ~9% faster decoding on 2 CPU cores (SmolLM2-135M)
         llama_kwargs.setdefault("flash_attn", True)
         try:
-            self.llm = llama(
-                model_path=str(path),
+            self.llm = load_llama(
+                path,
+                extra_bufts=self.extra_bufts,
                 n_ctx=n_ctx,
                 n_threads=threads,
                 n_threads_batch=threads,  # prompt reading; llama-cpp-python would take every core

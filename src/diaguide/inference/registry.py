@@ -88,7 +88,7 @@ def merged_gguf(adapter: str | os.PathLike, ftype: str | None = None) -> Path:
     return export_gguf(model, target, ftype=ftype)
 
 
-def _engine_kind(kind: str | None, adapter: Path | None) -> str:
+def engine_kind(kind: str | None, adapter: Path | None) -> str:
     if kind is not None:
         if kind not in KINDS:
             raise ModelError(f"unknown engine {kind!r} (one of transformers, llama.cpp, vllm)", field="engine")
@@ -142,5 +142,5 @@ def get_engine(kind: str | None = None, adapter: str | os.PathLike | None = None
     folder = Path(adapter) if adapter is not None else default_adapter()
     if folder is not None:
         adapter_info(folder)  # a clear error for a folder that is not an adapter, before anything loads
-    chosen = _engine_kind(kind, folder)
+    chosen = engine_kind(kind, folder)
     return _cached(chosen, str(folder) if folder is not None else None, tuple(sorted(options.items())))

@@ -44,12 +44,16 @@ def build_context(settings: Settings) -> Context:
             "DIAGUIDE_SECRET_KEY unset: sessions end at restart and differ between workers",
             extra={"event": "config_warning"},
         )
+    narrator = load_narrator(settings.narrator)
+    prepare = getattr(narrator, "prepare", None)
+    if callable(prepare):  # a model narrator probes its engine in a child process, in the background
+        prepare()
     return Context(
         settings=settings,
         store=store,
         verifier=JWTVerifier(settings, store),
         signer=SessionSigner(settings.secret_key, settings.session_hours),
-        narratives=NarrativeCache(store, load_narrator(settings.narrator), settings.model_version),
+        narratives=NarrativeCache(store, narrator, settings.model_version),
         samples=load_samples(settings.samples),
     )
 
@@ -116,13 +120,26 @@ def _routes(app: FastAPI, ctx: Context) -> None:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="store reachable, engines and narrator loaded")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="store reachable, engines and narrator loaded; the model engine's state when a model narrates",
+    )
     def readyz() -> JSONResponse:
-        checks = {"store": _store_ok(ctx), "engines": _engines_ok(), "narrator": ctx.narratives.narrator is not None}
+        checks: dict = {
+            "store": _store_ok(ctx),
+            "engines": _engines_ok(),
+            "narrator": ctx.narratives.narrator is not None,
+        }
         ok = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-        )
+        status = "ready" if ok else "not ready"
+        readiness = getattr(ctx.narratives.narrator, "readiness", None)
+        if callable(readiness):
+            checks["model"] = readiness()
+            # the cards (guideline + safety) do not need the model: without it the service is degraded, not down
+            if ok and checks["model"]["ok"] is not True:
+                status = "degraded" if checks["model"]["ok"] is False else "starting model"
+        return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     def metrics() -> Response:
