@@ -20,16 +20,28 @@ from typing import Any
 import yaml
 
 from diaguide.errors import ConfigError
+from diaguide.knowledge import text_derive, text_facts
 from diaguide.knowledge.formulary import drug_class_of
 from diaguide.knowledge.text_match import mentions
+from diaguide.notes import NoteFacts
 from diaguide.records import units
-from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Medication, Visit
+from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Evidence, Medication, Visit
 
 GUIDELINE_YAML = Path(__file__).with_name("guideline.yaml")
 REGIONS = ("ada", "cds")
 # libyaml's parser when PyYAML was built with it: guideline.yaml parses ~8x faster (0.15 -> 0.02 s)
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-__all__ = ["Facts", "derive", "has_condition", "has_condition_spec", "mentions", "knowledge", "threshold"]
+__all__ = [
+    "Facts",
+    "counts_for_patient",
+    "derive",
+    "has_condition",
+    "has_condition_spec",
+    "mentions",
+    "knowledge",
+    "note_facts",
+    "threshold",
+]
 
 
 @functools.cache
@@ -121,6 +133,24 @@ class Facts:
     allergy_classes: set[str]
     metformin_years: float | None
     high_bp: bool  # this visit's blood pressure >=130/80 mmHg
+    # read in the notes (text_derive.py; docs/notes.md)
+    egfr_date: dt.date | None = None
+    gastroparesis: bool = False
+    autoimmune_diabetes: bool = False  # LADA / islet antibodies / low C-peptide under any label
+    ketoacidosis: bool = False
+    sglt2i_genital_infection: bool = False
+    fournier: bool = False
+    bladder_cancer: bool = False
+    breastfeeding: bool = False
+    pregnancy_planning: bool = False
+    declines_injections: bool = False
+    cost_concern: bool = False
+    falls: bool = False
+    intolerant_classes: set[str] = dataclasses.field(default_factory=set)
+    text_allergy_classes: set[str] = dataclasses.field(default_factory=set)
+    evidence: dict[str, list[Evidence]] = dataclasses.field(default_factory=dict)  # Facts field -> the words
+    possible: list[Evidence] = dataclasses.field(default_factory=list)  # uncertain mentions to ask about
+    conflicts: list[tuple] = dataclasses.field(default_factory=list)  # (analyte, text Evidence, coded value, date)
 
     def on(self, *classes: str) -> bool:
         return any(self.current.get(c) for c in classes)
@@ -153,7 +183,7 @@ def _prefixes(codes: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c.upper() for c in codes)
 
 
-def _coded(visit: Visit, spec: dict[str, Any]) -> bool:
+def is_coded(visit: Visit, spec: dict[str, Any]) -> bool:
     prefixes = _prefixes(tuple(spec.get("icd10") or ()))
     if prefixes and any(code.startswith(prefixes) for code in visit.icd10_codes()):
         return True
@@ -161,13 +191,26 @@ def _coded(visit: Visit, spec: dict[str, Any]) -> bool:
     return bool(snomed) and any(d.code in snomed for d in visit.diagnoses if "snomed" in d.system.lower())
 
 
-def has_condition(visit: Visit, name: str, texts: list[str] | None = None) -> bool:
-    """A condition of guideline.yaml, from codes or from text."""
+@functools.cache
+def _vocabulary() -> tuple:
+    return text_facts.vocabulary(knowledge()["conditions"])
+
+
+def note_facts(visit: Visit) -> NoteFacts:
+    """Every condition of guideline.yaml and every lab value written in the visit's text, with its assertion."""
+    return text_facts.read(visit, _vocabulary())
+
+
+def counts_for_patient(name: str, assertion: str) -> bool:
+    """Whether a mention of a condition so asserted means the patient has it (present; historical unless
+    `current_only`; a relative's only for `family` conditions)."""
+    return text_facts.counts(knowledge()["conditions"].get(name, {}), assertion)
+
+
+def has_condition(visit: Visit, name: str) -> bool:
+    """A condition of guideline.yaml, from codes or from the notes."""
     spec = knowledge()["conditions"][name]
-    if _coded(visit, spec):
-        return True
-    texts = texts if texts is not None else _texts(visit)
-    return mentions(texts, spec.get("patterns", []), spec.get("family", False), spec.get("current_only", False))
+    return is_coded(visit, spec) or bool(text_facts.counted(note_facts(visit), name, spec))
 
 
 def ckd_epi_2021(creatinine_mg_dl: float, age: int, sex: str) -> float | None:
@@ -233,7 +276,7 @@ def _metformin_years(visit: Visit, current: dict[str, list[Medication]]) -> floa
 
 
 def _recent_hypo(visit: Visit, texts: list[str], region: str) -> bool:
-    if has_condition(visit, "hypoglycaemia", texts):
+    if has_condition(visit, "hypoglycaemia"):
         return True
     days = threshold(region, "recent_hypo_days")
     low = threshold(region, "hypo_glucose_below")
@@ -252,7 +295,7 @@ def _recent_hypo(visit: Visit, texts: list[str], region: str) -> bool:
 
 
 def _weight_loss(visit: Visit, texts: list[str], region: str, weight: float | None) -> bool:
-    if has_condition(visit, "weight_loss", texts):
+    if has_condition(visit, "weight_loss"):
         return True
     if weight is None:
         return False
@@ -264,9 +307,9 @@ def _weight_loss(visit: Visit, texts: list[str], region: str, weight: float | No
 
 def _health_status(visit: Visit, texts: list[str], facts: dict[str, Any]) -> str:
     """ADA Table 13.1: healthy, complex/intermediate, or very complex/poor health."""
-    if facts["dialysis"] or has_condition(visit, "very_poor_health", texts):
+    if facts["dialysis"] or has_condition(visit, "very_poor_health"):
         return "very_complex"
-    if has_condition(visit, "frailty", texts):
+    if has_condition(visit, "frailty"):
         return "complex"
     groups = knowledge()["conditions"]["chronic_illness"]["groups"]
     count = sum(bool(facts[k]) for k in ("hypertension", "heart_failure", "ascvd"))
@@ -276,7 +319,7 @@ def _health_status(visit: Visit, texts: list[str], facts: dict[str, Any]) -> str
 
 
 def has_condition_spec(visit: Visit, spec: dict[str, Any], texts: list[str]) -> bool:
-    return _coded(visit, spec) or mentions(texts, spec.get("patterns", []))
+    return is_coded(visit, spec) or mentions(texts, spec.get("patterns", []))
 
 
 def _diabetes_type(visit: Visit, texts: list[str]) -> str | None:
@@ -284,9 +327,9 @@ def _diabetes_type(visit: Visit, texts: list[str]) -> str | None:
         return "1"
     if visit.has_diagnosis("E11", "O24.1") or any(d.code == "44054006" for d in visit.diagnoses):
         return "2"
-    if has_condition(visit, "type1", texts):
+    if has_condition(visit, "type1"):
         return "1"
-    if has_condition(visit, "type2", texts):
+    if has_condition(visit, "type2"):
         return "2"
     return None
 
@@ -311,20 +354,19 @@ def _diabetes_status(
     """(status, prior GDM). A diagnosis on record (codes, SNOMED mapped to ICD-10, en/zh text,
     earlier visits) is diabetes; diagnostic labs or glucose-lowering drugs without one must be
     confirmed, never treated silently (ADA 2025 §2); then prediabetes by code, text or labs."""
-    gdm_now = pregnant and has_condition(visit, "gestational_diabetes", texts)
+    gdm_now = pregnant and has_condition(visit, "gestational_diabetes")
     prior_gdm = not gdm_now and (
-        has_condition(visit, "prior_gdm", texts)
-        or any(c.startswith("O24.4") for h in visit.history for c in h.diagnoses)
+        has_condition(visit, "prior_gdm") or any(c.startswith("O24.4") for h in visit.history for c in h.diagnoses)
     )
     if (
         gdm_now
-        or any(has_condition(visit, name, texts) for name in ("diabetes", "type1", "type2"))
+        or any(has_condition(visit, name) for name in ("diabetes", "type1", "type2"))
         or any(c.upper().startswith(_DIABETES_CODES) for h in visit.history for c in h.diagnoses)
     ):
         return "diabetes", prior_gdm
     if diagnostic_labs(hba1c, fpg, region):
         return "unconfirmed", prior_gdm
-    if has_condition(visit, "prediabetes", texts):
+    if has_condition(visit, "prediabetes"):
         return "prediabetes", prior_gdm
     treated = any(medication_class(m) in GLUCOSE_LOWERING_CLASSES for m in visit.medications) or any(
         medication_class(m) in GLUCOSE_LOWERING_CLASSES for h in visit.history for m in h.medications
@@ -352,27 +394,27 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     hba1c, hba1c_date = _recent(visit, units.HBA1C, "hba1c", threshold(region, "history_hba1c_max_days"))
     fpg, _ = _value(visit, units.FASTING_GLUCOSE)
     glucoses = [lab.value for lab in visit.labs if lab.loinc in units.GLUCOSE + units.FASTING_GLUCOSE]
-    creatinine, _ = _value(visit, units.CREATININE)
-    egfr, _ = _value(visit, units.EGFR)
+    creatinine, creatinine_date = _value(visit, units.CREATININE)
+    egfr, egfr_date = _value(visit, units.EGFR)
     estimated = False
     if egfr is None and creatinine is not None and p.age is not None and p.sex in ("male", "female"):
         egfr = ckd_epi_2021(creatinine, p.age, p.sex)
-        estimated = egfr is not None
+        estimated, egfr_date = egfr is not None, creatinine_date
     kidney_days = threshold(region, "history_kidney_max_days")
     if egfr is None and creatinine is None:
-        egfr, _ = _recent(visit, units.EGFR, "egfr", kidney_days)
+        egfr, egfr_date = _recent(visit, units.EGFR, "egfr", kidney_days)
     uacr, _ = _recent(visit, units.UACR, "uacr", kidney_days)
 
     current = _current_by_class(visit)
     dtype = _diabetes_type(visit, texts)
     f: dict[str, Any] = {
-        "dialysis": has_condition(visit, "dialysis", texts),
-        "ascvd": has_condition(visit, "ascvd", texts),
-        "heart_failure": has_condition(visit, "heart_failure", texts),
-        "hypertension": has_condition(visit, "hypertension", texts),
+        "dialysis": has_condition(visit, "dialysis"),
+        "ascvd": has_condition(visit, "ascvd"),
+        "heart_failure": has_condition(visit, "heart_failure"),
+        "hypertension": has_condition(visit, "hypertension"),
     }
     albuminuria = uacr is not None and uacr >= threshold(region, "albuminuria_uacr")
-    coded_ckd = has_condition(visit, "ckd", texts)
+    coded_ckd = has_condition(visit, "ckd")
     f["ckd"] = coded_ckd or albuminuria or (egfr is not None and egfr < threshold(region, "ckd_egfr_below"))
     stage = ckd_stage(egfr) if egfr is not None else None
     if stage is None:
@@ -392,10 +434,10 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     f["ckd_stage"] = stage if f["ckd"] else None
 
     obesity_bmi, overweight_bmi = threshold(region, "obesity_bmi"), threshold(region, "overweight_bmi")
-    obesity = (bmi is not None and bmi >= obesity_bmi) or (bmi is None and has_condition(visit, "obesity", texts))
+    obesity = (bmi is not None and bmi >= obesity_bmi) or (bmi is None and has_condition(visit, "obesity"))
     overweight = obesity or (bmi is not None and bmi >= overweight_bmi)
-    smoker = has_condition(visit, "smoker", texts)
-    dyslipidaemia = has_condition(visit, "dyslipidaemia", texts) or bool(current.get("statin"))
+    smoker = has_condition(visit, "smoker")
+    dyslipidaemia = has_condition(visit, "dyslipidaemia") or bool(current.get("statin"))
     risk_factors = sum([f["hypertension"], dyslipidaemia, smoker, obesity, albuminuria])
     older_age = threshold(region, "older_age")
     young_age = threshold(region, "young_age_below")
@@ -403,7 +445,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
     high_bp = (visit.vitals.systolic_bp or 0) >= 130 or (visit.vitals.diastolic_bp or 0) >= 80
     # A pregnancy read from codes or text is believed only of a woman of child-bearing age.
     childbearing = p.sex != "male" and (p.age is None or p.age < threshold(region, "pregnancy_max_age"))
-    pregnant = p.pregnant or (childbearing and has_condition(visit, "pregnancy", texts))
+    pregnant = p.pregnant or (childbearing and has_condition(visit, "pregnancy"))
     on_glucose_lowering = any(c in GLUCOSE_LOWERING_CLASSES for c in current)
     treated_before = any(medication_class(m) in GLUCOSE_LOWERING_CLASSES for h in visit.history for m in h.medications)
     duration = mentions(
@@ -413,7 +455,7 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
             r"糖尿病.{0,6}\d+\s*(余年|年|个月)",
         ],
     )
-    new_dx = has_condition(visit, "new_diagnosis", texts) or not (
+    new_dx = has_condition(visit, "new_diagnosis") or not (
         on_glucose_lowering or treated_before or visit.history or duration
     )
 
@@ -445,12 +487,12 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
         smoker=smoker,
         obesity=obesity,
         overweight=overweight,
-        masld=has_condition(visit, "masld", texts),
-        men2_mtc=has_condition(visit, "men2_mtc", texts),
-        pancreatitis=has_condition(visit, "pancreatitis", texts),
-        hepatic_impairment=has_condition(visit, "hepatic_impairment", texts),
-        alcohol_abuse=has_condition(visit, "alcohol_abuse", texts),
-        bowel_disease=has_condition(visit, "bowel_disease", texts),
+        masld=has_condition(visit, "masld"),
+        men2_mtc=has_condition(visit, "men2_mtc"),
+        pancreatitis=has_condition(visit, "pancreatitis"),
+        hepatic_impairment=has_condition(visit, "hepatic_impairment"),
+        alcohol_abuse=has_condition(visit, "alcohol_abuse"),
+        bowel_disease=has_condition(visit, "bowel_disease"),
         high_cv_risk=f["ascvd"]
         or (
             age is not None
@@ -461,13 +503,23 @@ def derive(visit: Visit, region: str = "ada") -> Facts:
         # the CDS/CSE <6.5% goal is for young people with type 2 and no vascular disease
         young=age is not None and age < young_age and not f["ascvd"] and not f["ckd"] and dtype != "1",
         recent_hypo=_recent_hypo(visit, texts, region),
-        severe_hypo=has_condition(visit, "severe_hypoglycaemia", texts),
+        severe_hypo=has_condition(visit, "severe_hypoglycaemia"),
         weight_loss=_weight_loss(visit, texts, region, weight),
         new_diagnosis=new_dx,
         current=current,
         allergy_classes=_allergy_classes(visit),
         metformin_years=_metformin_years(visit, current),
         high_bp=high_bp,
+        egfr_date=egfr_date,
+    )
+    text_derive.complete(
+        visit,
+        f,
+        note_facts(visit),
+        knowledge()["conditions"],
+        knowledge().get("allergy_cross") or [],
+        is_coded,
+        lambda name: threshold(region, name),
     )
     f["health_status"] = _health_status(visit, texts, f)
     return Facts(**f)

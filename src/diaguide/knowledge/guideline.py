@@ -39,7 +39,9 @@ def _safety_stops(b: PlanBuilder) -> None:
     f, egfr = b.f, b.f.egfr
     if b.meds_of("metformin"):
         stop_below, reduce_below = b.t("metformin_stop_below_egfr"), b.t("metformin_reduce_below_egfr")
-        if egfr is not None and egfr < stop_below:
+        if f.dialysis:  # kidney failure on dialysis, with or without an eGFR on file
+            b.stop(["metformin"], "metformin_dialysis")
+        elif egfr is not None and egfr < stop_below:
             b.stop(["metformin"], "metformin_egfr_stop", limit=stop_below)
         elif f.hepatic_impairment or f.alcohol_abuse:
             b.stop(["metformin"], "metformin_liver")
@@ -80,6 +82,7 @@ def _safety_stops(b: PlanBuilder) -> None:
         b.prompt("hypo_caution")
     if f.dialysis:
         b.stop(["sglt2i"], "sglt2i_dialysis")
+    _notes_stops(b)
     if b.meds_of("acei") and b.meds_of("arb"):
         b.stop(["arb"], "raas_dual")
     if f.pancreatitis and b.active("glp1ra", "gip_glp1ra", "dpp4i"):
@@ -88,6 +91,37 @@ def _safety_stops(b: PlanBuilder) -> None:
         kept = [i for i in b.meds_of(cls) if i not in b.decided or b.decided[i].action != "stop"]
         for i in kept[1:]:
             b.order(i, "stop", b.say("duplicate_class", drug=b.current[i][0].drug))
+
+
+def _notes_stops(b: PlanBuilder) -> None:
+    """Stops for facts that are mostly written in the notes (docs/notes.md); each reason quotes the words."""
+    f = b.f
+    if f.gastroparesis:
+        b.stop(["glp1ra", "gip_glp1ra"], "glp1_gastroparesis")
+    if f.autoimmune_diabetes and f.diabetes_type != "1":
+        b.stop(["sulfonylurea", "glinide"], "autoimmune_no_su")
+        b.prompt("autoimmune_confirm")
+    if f.ketoacidosis:
+        b.stop(["sglt2i"], "sglt2i_dka_stop")
+    if f.fournier:
+        b.stop(["sglt2i"], "sglt2i_fournier_stop")
+    if f.sglt2i_genital_infection and b.meds_of("sglt2i"):
+        b.prompt("sglt2i_genital_caution")
+    if f.bladder_cancer:
+        b.stop(["tzd"], "tzd_bladder_cancer")
+    for cls in sorted(f.intolerant_classes):
+        b.stop([cls], "intolerance_stop")
+    if f.pregnancy_planning and not f.pregnant:
+        b.stop(["glp1ra", "gip_glp1ra"], "planning_glp1_stop")
+        b.prompt("planning_care")
+    if f.breastfeeding and not f.pregnant:
+        b.prompt("breastfeeding_caution")
+    if f.cost_concern:
+        b.prompt("cost_caution")
+    for e in f.possible:
+        b.possible(e)
+    for analyte, written, coded_value, coded_date in f.conflicts:
+        b.conflict(analyte, written, coded_value, coded_date)
 
 
 def _twice(lang: str) -> str:
@@ -170,6 +204,8 @@ def _type2(b: PlanBuilder) -> None:
         note = _insulin_note(b, 0.1, 0.2)
         b.start("basal_insulin", "cds_intensive_insulin", dose_note=note)
         b.start("prandial_insulin", "cds_intensive_insulin", dose_note=note)
+    elif f.autoimmune_diabetes and not b.active(*INSULINS):
+        b.start("basal_insulin", "autoimmune_insulin", dose_note=_insulin_note(b, 0.1, 0.2))
     elif insulin_needed:
         if b.active("basal_insulin", "premixed_insulin"):
             b.adjust(("basal_insulin", "premixed_insulin"), "insulin_titrate")
@@ -205,7 +241,9 @@ def _type2(b: PlanBuilder) -> None:
         if f.masld and above:
             b.start("tzd", "pioglitazone_masld")
 
-    if intensive or insulin_needed or deferred or not (above or b.to_replace):
+    # insulin the patient declines (said in the notes): the oral steps below go on meanwhile
+    declined = insulin_needed and not intensive and f.declines_injections and not b.active(*INSULINS)
+    if intensive or (insulin_needed and not declined) or deferred or not (above or b.to_replace):
         return
     if not above:  # at goal, but a drug stopped for safety leaves a gap (ADA 2025 Figure 9.3)
         needed, rule = 1, "replace_stopped"

@@ -13,7 +13,8 @@ from typing import Any
 
 from diaguide.knowledge.conditions import Facts, knowledge, medication_class, region_config, threshold
 from diaguide.knowledge.formulary import lookup
-from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, MedicationOrder, Visit
+from diaguide.knowledge.text_facts import cite, cite_all
+from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Evidence, MedicationOrder, Visit
 
 MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
 INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
@@ -96,8 +97,9 @@ class PlanBuilder:
     def t(self, name: str) -> Any:
         return threshold(self.region, name)
 
-    def say(self, rule_id: str, **extra: Any) -> str:
-        """A rule's text in the visit's language, filled from the facts, with its source."""
+    def say(self, rule_id: str, source: str | None = None, **extra: Any) -> str:
+        """A rule's text in the visit's language, filled from the facts, with its source (or `source`), and the
+        words from the notes it rests on."""
         rule = knowledge()["rules"][rule_id]
         f = self.f
         fields = {
@@ -116,12 +118,43 @@ class PlanBuilder:
         fields["kidney"] = ", ".join(k for k in kidney if k)
         fields.update(extra)
         shown = {k: ("?" if v is None else f"{v:g}" if isinstance(v, float) else v) for k, v in fields.items()}
-        return f"{rule[self.lang].format_map(shown)} ({rule['source']})"
+        quoted = cite_all(self.rule_evidence(rule_id), self.lang)
+        text = rule[self.lang].format_map(shown) + (f" [{quoted}]" if quoted else "")
+        return f"{text} ({source or rule['source']})"
 
-    def prompt(self, rule_id: str, **extra: Any) -> None:
-        text = self.say(rule_id, **extra)
+    def rule_evidence(self, rule_id: str) -> list[Evidence]:
+        """The words from the notes that a rule's decision rests on (its `facts` read in text)."""
+        rule = knowledge()["rules"][rule_id]
+        names = list(rule.get("facts") or [])
+        if "{egfr}" in rule[self.lang] or "egfr" in rule_id:
+            names.append("egfr")
+        if rule_id.startswith("hypo"):
+            names += ["recent_hypo", "severe_hypo"]
+        found = [e for name in names for e in self.f.evidence.get(name, [])]
+        return [e for i, e in enumerate(found) if e not in found[:i]]
+
+    def prompt(self, rule_id: str, source: str | None = None, **extra: Any) -> None:
+        text = self.say(rule_id, source=source, **extra)
         if text not in self.prompts:
             self.prompts.append(text)
+
+    def possible(self, e: Evidence) -> None:
+        """An uncertain mention in the notes: asked about, not acted on."""
+        ask = knowledge()["conditions"].get(e.kind, {}).get("ask") or {}
+        what = ask.get(self.lang, e.kind) if isinstance(ask, dict) else e.kind
+        self.prompt("possible_fact", what=what, quote=cite(e, self.lang))
+
+    def conflict(self, analyte: str, written: Evidence, coded_value: float, coded_date: Any) -> None:
+        """A value in the notes that disagrees with the coded one: both shown, the newer used."""
+        label = {"egfr": "eGFR", "hba1c": "HbA1c"}.get(analyte, analyte)
+        self.prompt(
+            "lab_conflict",
+            lab=label,
+            text_value=f"{written.value:g}" + (f" ({written.date})" if written.date else ""),
+            quote=cite(written, self.lang),
+            coded_value=f"{coded_value:g}",
+            coded_date=str(coded_date or "?"),
+        )
 
     # --- state ---
     def meds_of(self, *classes: str, name: str | None = None) -> list[int]:
@@ -150,7 +183,15 @@ class PlanBuilder:
         return any(self.decided.get(i) and self.decided[i].action == "stop" for i in self.meds_of(cls))
 
     # --- decisions ---
-    def order(self, i: int, action: str, reason: str, dose: str | None = None, freq: str | None = None) -> None:
+    def order(
+        self,
+        i: int,
+        action: str,
+        reason: str,
+        dose: str | None = None,
+        freq: str | None = None,
+        evidence: list[Evidence] | None = None,
+    ) -> None:
         med, cls = self.current[i]
         self.decided[i] = MedicationOrder(
             drug=med.drug,
@@ -159,12 +200,14 @@ class PlanBuilder:
             dose=dose or med.dose,
             frequency=freq or med.frequency,
             reason=reason,
+            evidence=evidence or [],
         )
 
     def stop(self, classes: tuple[str, ...] | list[str], rule_id: str, name: str | None = None, **extra: Any) -> None:
         for i in self.meds_of(*classes, name=name):
             if i not in self.decided or self.decided[i].action != "stop":
-                self.order(i, "stop", self.say(rule_id, drug=self.current[i][0].drug, **extra))
+                reason = self.say(rule_id, drug=self.current[i][0].drug, **extra)
+                self.order(i, "stop", reason, evidence=self.rule_evidence(rule_id))
 
     def adjust(
         self, classes: tuple[str, ...] | list[str], rule_id: str, factor: float | None = None, **extra: Any
@@ -177,7 +220,7 @@ class PlanBuilder:
             if factor is not None and factor < 1:
                 self.lower(i, rule_id, factor, **extra)
             else:
-                self.order(i, "adjust", self.say(rule_id, **extra))
+                self.order(i, "adjust", self.say(rule_id, **extra), evidence=self.rule_evidence(rule_id))
             done = True
         return done
 
@@ -185,7 +228,8 @@ class PlanBuilder:
         """Lower one current drug's dose; insulin by at most `insulin_max_cut` (SGLT2i ketoacidosis)."""
         med, cls = self.current[i]
         max_cut = self.t("insulin_max_cut") if cls in INSULINS else None
-        self.order(i, "adjust", self.say(rule_id, **extra), dose=_scaled(med.dose, factor, max_cut))
+        reason = self.say(rule_id, **extra)
+        self.order(i, "adjust", reason, dose=_scaled(med.dose, factor, max_cut), evidence=self.rule_evidence(rule_id))
         self.lowered.add(i)
 
     def blocked(self, cls: str) -> str | None:
@@ -198,6 +242,9 @@ class PlanBuilder:
         if f.diabetes_type == "1" and cls in NON_INSULIN:
             return "type1_no_oral"
         egfr = f.egfr
+        noted = self._blocked_by_notes(cls)
+        if noted:
+            return noted
         if cls == "metformin":
             if egfr is None:
                 return "missing_egfr"
@@ -246,6 +293,32 @@ class PlanBuilder:
             return "hyperkalaemia"
         return None
 
+    def _blocked_by_notes(self, cls: str) -> str | None:
+        """Starts ruled out by facts mostly written in the notes (docs/notes.md)."""
+        f = self.f
+        if cls == "metformin" and f.dialysis:
+            return "metformin_dialysis"
+        if cls == "sglt2i" and f.dialysis:
+            return "sglt2i_low_egfr"
+        if cls in f.intolerant_classes:
+            return "intolerance_stop"
+        if cls in ("glp1ra", "gip_glp1ra") and f.gastroparesis:
+            return "glp1_gastroparesis"
+        if cls in ("glp1ra", "gip_glp1ra") and f.pregnancy_planning:
+            return "planning_glp1_stop"
+        if cls in ("sulfonylurea", "glinide") and f.autoimmune_diabetes:
+            return "autoimmune_no_su"
+        if cls == "sglt2i" and (f.ketoacidosis or f.fournier):
+            return "sglt2i_dka_stop" if f.ketoacidosis else "sglt2i_fournier_stop"
+        if cls == "tzd" and f.bladder_cancer:
+            return "tzd_bladder_cancer"
+        lactation_unsafe = cls == "statin" or (cls in GLUCOSE_LOWERING_CLASSES and cls not in ("metformin", *INSULINS))
+        if f.breastfeeding and lactation_unsafe:
+            return "breastfeeding_caution"
+        if f.declines_injections and cls in (*INSULINS, "glp1ra", "gip_glp1ra"):
+            return "declines_injections"
+        return None
+
     def start(self, cls: str, rule_id: str, agent: str | None = None, dose: str | None = None, **extra: Any) -> bool:
         """Start the class's preferred agent unless the patient has one or a rule forbids it."""
         if self.active(cls) or cls in self.started:
@@ -254,6 +327,16 @@ class PlanBuilder:
         if why:
             if why in ("missing_egfr", "hypo_no_new_insulin"):
                 self.prompt(why)
+            elif why == "declines_injections":  # the preference is respected, and said
+                spec = self.cfg["agents"][agent or cls]
+                self.prompt(why, wanted=drug_display_name(spec["drug"], spec["name_zh"], self.lang))
+            elif "short" in knowledge()["rules"][why]:  # a fact from the notes rules it out: say which
+                spec = self.cfg["agents"][agent or cls]
+                short = knowledge()["rules"][why]["short"][self.lang]
+                quoted = cite_all(self.rule_evidence(why), self.lang)
+                drug = drug_display_name(spec["drug"], spec["name_zh"], self.lang)
+                why_text = f"{short} [{quoted}]" if quoted else short
+                self.prompt("notes_no_start", drug=drug, why=why_text, source=knowledge()["rules"][why]["source"])
             return False
         spec = self.cfg["agents"][agent or cls]
         self.started[cls] = MedicationOrder(

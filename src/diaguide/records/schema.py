@@ -36,6 +36,9 @@ DRUG_CLASSES: tuple[str, ...] = DrugClass.__args__  # type: ignore[attr-defined]
 GLUCOSE_LOWERING_CLASSES: frozenset[str] = frozenset(DRUG_CLASSES) - {"acei", "arb", "statin", "other"}
 
 Action = Literal["start", "continue", "adjust", "stop"]
+# how a fact written in the notes is asserted (ConText, Harkema et al. 2009): only "present" (and, per fact kind,
+# "historical" or "family") is acted on; "possible" is asked about (docs/notes.md)
+Assertion = Literal["present", "negated", "family", "historical", "hypothetical", "possible"]
 Severity = Literal["info", "warning", "critical"]
 Language = Literal["en", "zh"]
 Sex = Literal["male", "female", "other", "unknown"]
@@ -154,6 +157,20 @@ class Visit(_Model):
         return any(code.startswith(p.upper()) for code in self.icd10_codes() for p in prefixes)
 
 
+class Evidence(_Model):
+    """A clinical fact read in the free text of a record, with the words it came from (notes/extract.py)."""
+
+    kind: str = Field(description="the fact: a condition of knowledge/guideline.yaml, or a value (egfr, glucose ...)")
+    field: str = Field(description="chief_complaint | present_illness | past_history | diagnosis")
+    text: str = Field(description="the clause it was read in, as written")
+    term: str = Field("", description="the exact words that named the fact")
+    start: int = Field(0, ge=0, description="offset of `term` in the field's text")
+    assertion: Assertion = "present"
+    value: float | None = Field(None, description="for a value: in the canonical unit of records/units.py")
+    unit: str | None = None
+    date: dt.date | None = Field(None, description="for a value: when it was measured, when the text says")
+
+
 class MedicationOrder(_Model):
     drug: str
     drug_class: DrugClass = "other"
@@ -161,6 +178,7 @@ class MedicationOrder(_Model):
     dose: str | None = None
     frequency: str | None = None
     reason: str = ""
+    evidence: list[Evidence] = Field(default_factory=list, description="text facts the decision rests on")
 
 
 class LabOrder(_Model):
@@ -175,6 +193,7 @@ class Finding(_Model):
     drugs: list[str] = Field(default_factory=list)
     message: str
     source: str = Field(min_length=1)
+    evidence: list[Evidence] = Field(default_factory=list, description="text facts the finding rests on")
 
 
 class Plan(_Model):

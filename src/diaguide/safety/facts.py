@@ -8,9 +8,11 @@ otherwise give an infinite eGFR).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
-from diaguide.knowledge.conditions import Facts, derive, has_condition_spec, knowledge, threshold
+from diaguide.knowledge import text_facts
+from diaguide.knowledge.conditions import Facts, is_coded, derive, knowledge, threshold
 from diaguide.records import units
 from diaguide.records.schema import Visit
 from diaguide.safety.data import rules_data
@@ -68,9 +70,20 @@ def patient_facts(visit: Visit, region: str) -> SafetyFacts:
         values["egfr"] = _recent_history_egfr(visit)
     if not facts.recent_hypo and _hypo_coded_in_history(visit, region):
         values["recent_hypo"] = True
-    texts = [t for t in (visit.chief_complaint, visit.present_illness, visit.past_history) if t]
-    texts += [d.display for d in visit.diagnoses if d.display]
-    extra = {
-        name for name, spec in (rules_data().get("conditions") or {}).items() if has_condition_spec(visit, spec, texts)
-    }
+    conditions = rules_data().get("conditions") or {}
+    notes = text_facts.read(visit, _vocabulary())
+    extra, evidence = set(), dict(values["evidence"])
+    for name, spec in conditions.items():
+        words = text_facts.counted(notes, name, spec)
+        if is_coded(visit, spec) or words:
+            extra.add(name)
+            if words and not is_coded(visit, spec):
+                evidence[name] = words
+    values["evidence"] = evidence
     return SafetyFacts(**values, extra=frozenset(extra))
+
+
+@functools.cache
+def _vocabulary() -> tuple:
+    """The text patterns of the conditions only the safety rules ask about (rules.yaml `conditions`)."""
+    return text_facts.vocabulary(rules_data().get("conditions") or {})

@@ -11,7 +11,8 @@ from typing import Any
 
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
-from diaguide.records.schema import Finding
+from diaguide.knowledge.text_facts import cite_all
+from diaguide.records.schema import Evidence, Finding
 from diaguide.safety.data import RULES_PATH, load_yaml, rules_data
 from diaguide.safety.regimen import Entry, Regimen
 
@@ -63,6 +64,9 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
         return any(_has(facts, name) for name in want)
     if key == "diabetes_type":
         return facts.diabetes_type == str(want)
+    if key in ("intolerant", "text_allergy"):
+        classes = facts.intolerant_classes if key == "intolerant" else facts.text_allergy_classes
+        return entry is not None and (entry.drug_class in classes) == bool(want)
     if key == "lab_missing":
         if want == "egfr":  # creatinine on file is enough to judge kidney function
             return facts.egfr is None and facts.creatinine is None
@@ -80,6 +84,31 @@ def _holds_one(key: str, want: Any, facts: Facts, entry: Entry | None) -> bool:
     if key == "any":
         return any(holds(block, facts, entry) for block in want)
     raise ConfigError(f"unknown condition {key!r}", source=str(RULES_PATH))
+
+
+# `when` keys -> the Facts fields whose words from the notes a finding quotes
+_WHEN_EVIDENCE = {
+    "egfr_below": ("egfr",),
+    "egfr_at_least": ("egfr",),
+    "egfr_at_most": ("egfr",),
+    "hba1c_below": ("hba1c",),
+    "intolerant": ("intolerant_classes",),
+    "text_allergy": ("allergy_classes",),
+}
+
+
+def rule_evidence(when: dict[str, Any] | None, facts: Facts) -> list[Evidence]:
+    """The words from the notes that a rule's `when` rests on (facts read in text, values written there)."""
+    names: list[str] = []
+    for key, want in (when or {}).items():
+        if key in ("facts", "any_facts"):
+            names += [n for n in want if _has(facts, n)]
+        elif key == "any":
+            return [e for block in want if holds(block, facts) for e in rule_evidence(block, facts)]
+        names += _WHEN_EVIDENCE.get(key, ())
+    evidence = getattr(facts, "evidence", {}) or {}
+    found = [e for name in names for e in evidence.get(name, [])]
+    return [e for i, e in enumerate(found) if e not in found[:i]]
 
 
 # Words render() fills in, in the visit's language.
@@ -157,6 +186,9 @@ def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Findi
             message = render(rule["message"], facts, entry)
             if entry.origin == "current":
                 message += word(facts, "current")
+            evidence = rule_evidence(rule.get("when"), facts)
+            if evidence:
+                message += f" [{cite_all(evidence, language_of(facts))}]"
             findings.append(
                 Finding(
                     rule_id=rule["id"],
@@ -164,6 +196,7 @@ def contraindications(regimen: Regimen, facts: Facts, region: str) -> list[Findi
                     drugs=[entry.label],
                     message=message,
                     source=rule["source"],
+                    evidence=evidence,
                 )
             )
     return findings
