@@ -12,7 +12,7 @@ import functools
 import math
 
 from diaguide.knowledge import text_facts
-from diaguide.knowledge.conditions import Facts, is_coded, derive, knowledge, threshold
+from diaguide.knowledge.conditions import Facts, derive, is_coded, knowledge, threshold
 from diaguide.records import units
 from diaguide.records.schema import Visit
 from diaguide.safety.data import rules_data
