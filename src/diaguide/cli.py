@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         help="put the guideline engine's decisions in each prompt and replace train/val targets that depart from them",
     )
     s.add_argument("--region", choices=["ada", "cds"], default="ada", help="guideline region for --guidance")
+    s.add_argument(
+        "--notes-facts", action="store_true", help="a line of the facts read in the notes in each prompt (docs/notes.md)"
+    )
 
     s = sub.add_parser("recommend", help="a Plan (with safety findings) for one visit")
     s.add_argument("--engine", choices=["rules", "model"], default="rules")

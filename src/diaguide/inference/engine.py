@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from diaguide.errors import ModelError
 from diaguide.prompts import parse_plan, render_prompt
-from diaguide.prompts.guidance import PromptStyle, guideline_plan
+from diaguide.prompts.guidance import PromptStyle, guideline_plan, notes_facts
 from diaguide.prompts.target import against_visit
 from diaguide.records.schema import Plan, Visit
 
@@ -141,10 +141,13 @@ def recommend_many(
 
     style = getattr(engine, "prompt_style", None) or PromptStyle()  # test doubles may not set one
     guidance = [guideline_plan(v, region) if style.guidance else None for v in visits]
+    notes = [notes_facts(v, region) if style.notes_facts else None for v in visits]
 
     def run(indices: list[int], strict: bool) -> None:
         prompts = [
-            render_prompt(visits[i], include_history=include_history, strict=strict, guidance=guidance[i])
+            render_prompt(
+                visits[i], include_history=include_history, strict=strict, guidance=guidance[i], notes=notes[i]
+            )
             for i in indices
         ]
         t0 = time.perf_counter()

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from diaguide.errors import InputError
 from diaguide.prompts.guidance import checked_target, guideline_plan
+from diaguide.prompts.guidance import notes_facts as notes_facts_of
 from diaguide.prompts.render import render_prompt
 from diaguide.prompts.target import plan_to_text
 from diaguide.records.jsonl import json_lines
@@ -32,8 +33,9 @@ from diaguide.records.schema import CohortRecord
 SPLITS = ("train", "val", "test")
 # Bump when the prompts or targets a cohort renders to change: cached datasets are named by it, so a
 # training run never reads pairs rendered by an older version (2: the guideline line, target_source; 3: MED lines
-# ordered by action, continue lines without a dose, guided prompts without the format instruction).
-FORMAT_VERSION = 3
+# ordered by action, continue lines without a dose, guided prompts without the format instruction; 4: the guideline
+# line reads the notes (docs/notes.md), and the notes-facts line).
+FORMAT_VERSION = 4
 
 
 def sha256_of(path: Path) -> str:
@@ -118,8 +120,10 @@ def build_dataset(
     test_frac: float = 0.1,
     guidance: bool = False,
     region: str = "ada",
+    notes_facts: bool = False,
 ) -> dict[str, Any]:
-    """Write `out_dir/{train,val,test}.jsonl` and `manifest.json`; return the manifest.
+    """Write `out_dir/{train,val,test}.jsonl` and `manifest.json`; return the manifest. `notes_facts`: each prompt
+    carries a line of the facts read in the visit's notes (`guidance.notes_facts`).
 
     Bad lines of the cohort are listed in `manifest["errors"]` (file and line number) and
     skipped; every good line is still used.
@@ -159,7 +163,12 @@ def build_dataset(
                 "patient_id": visit.patient_id,
                 "visit_id": visit.visit_id,
                 "language": lang,
-                "prompt": render_prompt(visit, include_history=history, guidance=reference),
+                "prompt": render_prompt(
+                    visit,
+                    include_history=history,
+                    guidance=reference,
+                    notes=notes_facts_of(visit, region) if notes_facts else None,
+                ),
                 "target": plan_to_text(target, lang),
                 "target_source": why,
                 "visit": visit.model_dump(mode="json"),
@@ -198,6 +207,7 @@ def build_dataset(
             "val_frac": val_frac,
             "test_frac": test_frac,
             "guidance": guidance,
+            "notes_facts": notes_facts,
             **({"region": region} if guidance else {}),
         },
         "targets": dict(sorted(targets.items())),
@@ -209,10 +219,18 @@ def build_dataset(
 
 
 def dataset_command(
-    cohort: str, out: str, seed: int = 0, history: bool = True, guidance: bool = False, region: str = "ada"
+    cohort: str,
+    out: str,
+    seed: int = 0,
+    history: bool = True,
+    guidance: bool = False,
+    region: str = "ada",
+    notes_facts: bool = False,
 ) -> int:
     """`diaguide dataset`: 0 when every line was used, 1 when some were bad (named on stderr)."""
-    manifest = build_dataset(cohort, out, seed=seed, history=history, guidance=guidance, region=region)
+    manifest = build_dataset(
+        cohort, out, seed=seed, history=history, guidance=guidance, region=region, notes_facts=notes_facts
+    )
     for line in manifest["errors"]:
         print(f"diaguide dataset: error: {line}", file=sys.stderr)
     counts = ", ".join(f"{name} {s['records']} ({s['patients']} patients)" for name, s in manifest["splits"].items())

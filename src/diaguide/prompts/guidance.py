@@ -36,6 +36,7 @@ class PromptStyle:
     """How prompts were rendered for training, so inference renders them the same way."""
 
     guidance: bool = False  # the guideline line is in the prompt
+    notes_facts: bool = False  # a line of the facts read in the notes, with where they were written (docs/notes.md)
 
     def save(self, folder: str | Path) -> None:
         (Path(folder) / STYLE_FILE).write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
@@ -50,10 +51,10 @@ class PromptStyle:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ModelError(f"{STYLE_FILE} is not JSON ({exc.msg})", source=str(path)) from None
-        unknown = set(raw) - {"guidance"}
+        unknown = set(raw) - {"guidance", "notes_facts"}
         if unknown:
             raise ModelError(f"{STYLE_FILE} has unknown keys {sorted(unknown)}", source=str(path))
-        return cls(guidance=bool(raw.get("guidance", False)))
+        return cls(guidance=bool(raw.get("guidance", False)), notes_facts=bool(raw.get("notes_facts", False)))
 
     @classmethod
     def of_dataset(cls, folder: str | Path) -> PromptStyle:
@@ -74,7 +75,25 @@ class PromptStyle:
         options = manifest.get("options", {}) if isinstance(manifest, dict) else None
         if not isinstance(options, dict):
             raise ConfigError("the dataset manifest has no options object", source=str(path))
-        return cls(guidance=bool(options.get("guidance", False)))
+        return cls(guidance=bool(options.get("guidance", False)), notes_facts=bool(options.get("notes_facts", False)))
+
+
+def notes_facts(visit: Visit, region: str = "ada") -> list[str]:
+    """The facts the engines read in the visit's notes, for the prompt: `dialysis (past history)`,
+    `eGFR 24 2025-05-25 (present illness)` (docs/notes.md)."""
+    from diaguide.knowledge.conditions import derive
+    from diaguide.knowledge.text_facts import FIELD_NAMES
+
+    names = FIELD_NAMES["zh" if visit.language == "zh" else "en"]
+    items: list[str] = []
+    for fact, words in derive(visit, region).evidence.items():
+        for e in words:
+            what = f"{e.kind} {e.value:g}" if e.value is not None else fact
+            when = f" {e.date}" if e.value is not None and e.date else ""
+            item = f"{what}{when} ({names.get(e.field, e.field)})"
+            if item not in items:
+                items.append(item)
+    return items
 
 
 def guideline_plan(visit: Visit, region: str) -> Plan:

@@ -45,7 +45,11 @@ MAX_CHANGES = 4
 
 
 def render_prompt(
-    visit: Visit, include_history: bool = True, strict: bool = False, guidance: Plan | None = None
+    visit: Visit,
+    include_history: bool = True,
+    strict: bool = False,
+    guidance: Plan | None = None,
+    notes: list[str] | None = None,
 ) -> str:
     """The prompt for one visit.
 
@@ -56,6 +60,8 @@ def render_prompt(
         guidance: the guideline engine's plan for the visit, shown as one line (`guidance.py`);
             only for a model trained with that line, which learnt the output format from its targets:
             such a prompt ends with the line, without the format instruction (the strict retry keeps it).
+        notes: the facts read in the notes (`guidance.notes_facts`), shown as one line before the guideline line;
+            only for a model trained with that line (`PromptStyle.notes_facts`).
     """
     t = load_template(visit.language)
     lines = [t.header.format(date=visit.date.isoformat())]
@@ -76,6 +82,8 @@ def render_prompt(
     lines.append(_line(t, "medications", t.sep.join(meds) or t.none))
     if include_history and visit.history:
         lines.extend(_history(t, visit))
+    if notes:
+        lines.append(_line(t, "notes", t.sep.join(notes)))
     if guidance is not None:
         lines.append(_line(t, "guideline", guidance_text(guidance)))
     if strict:

@@ -64,6 +64,7 @@ class CohortSection(_Section):
     history: bool = True
     guidance: bool = False  # guideline line in prompts, train/val targets checked (prompts/guidance.py)
     region: Literal["ada", "cds"] = "ada"  # the guideline behind `guidance`
+    notes_facts: bool = False  # a line of the facts read in the notes in each prompt (docs/notes.md)
 
 
 class DataSection(_Section):

@@ -16,12 +16,14 @@ log = logging.getLogger(__name__)
 
 
 def cohort_dataset_dir(data: DataSection) -> Path:
-    """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history/guidance)."""
+    """The cache folder of the dataset built from `data.cohort` (one per patients/seed/lang/history/guidance/notes)."""
     c = data.cohort
     name = f"cohort-p{c.patients}-s{c.seed}-{c.lang}" + ("" if c.history else "-nohistory")
     name += f"-f{FORMAT_VERSION}"  # pairs rendered by another version of the prompt code are not reused
     if c.guidance:
         name += f"-guided-{c.region}"
+    if c.notes_facts:
+        name += "-notes"
     return cache_dir() / "datasets" / name
 
 
@@ -63,6 +65,7 @@ def resolve_dataset(data: DataSection) -> Path:
             history=c.history,
             guidance=c.guidance,
             region=c.region,
+            notes_facts=c.notes_facts,
         )
         if not (work / "dataset" / "train.jsonl").is_file():
             raise ConfigError("the dataset builder wrote no train.jsonl", source=str(work), field="data.cohort")
