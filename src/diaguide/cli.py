@@ -71,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--region", choices=["ada", "cds"], default="ada", help="guideline region for --guidance")
     s.add_argument(
-        "--notes-facts", action="store_true", help="a line of the facts read in the notes in each prompt (docs/notes.md)"
+        "--notes-facts",
+        action="store_true",
+        help="a line of the facts read in the notes in each prompt (docs/notes.md)",
     )
 
     s = sub.add_parser("recommend", help="a Plan (with safety findings) for one visit")

@@ -26,8 +26,10 @@ from diaguide.records.schema import Plan
 # drug found by the formulary there (a Chinese name continues an English-listed drug); 4: cautions where the plan
 # contradicts the visit (target.consistency_cautions); 5: an answer with a line that could not be read is not whole
 # (retried, else partial) and a MED line naming an action as its drug is such a line; 6: so is one naming a dose, a
-# LOINC code or a laboratory test as its drug (parse._not_a_drug), and a drug the formulary knows has its class
-FORMAT = 6
+# LOINC code or a laboratory test as its drug (parse._not_a_drug), and a drug the formulary knows has its class; 7: so
+# is one whose drug is no plausible drug name, a class name is shown as a class (parse._implausible, class_label), and
+# the guideline line and the checker read the notes (docs/notes.md)
+FORMAT = 7
 
 
 def fingerprint(**parts: Any) -> str:

@@ -120,8 +120,15 @@ def complete(
     f["intolerant_classes"] = _classes_named(counted(notes, "drug_intolerance", conditions["drug_intolerance"]))
     if f["intolerant_classes"]:
         evidence["intolerant_classes"] = counted(notes, "drug_intolerance", conditions["drug_intolerance"])
-    allergy_words = counted(notes, "drug_allergy", conditions["drug_allergy"])
-    f["text_allergy_classes"] = _classes_named(allergy_words) | _cross_classes(allergy_words, allergy_cross)
+    # "二甲双胍过敏（胃肠道不耐受）": an intolerance written as an allergy is an intolerance
+    intolerance_texts = {e.text for e in counted(notes, "drug_intolerance", conditions["drug_intolerance"])}
+    allergy_words = [
+        e for e in counted(notes, "drug_allergy", conditions["drug_allergy"]) if e.text not in intolerance_texts
+    ]
+    # what the allergy list already holds is checked there (safety/checks.py); the notes add what it lacks
+    f["text_allergy_classes"] = (_classes_named(allergy_words) | _cross_classes(allergy_words, allergy_cross)) - set(
+        f["allergy_classes"]
+    )
     if f["text_allergy_classes"]:
         f["allergy_classes"] = set(f["allergy_classes"]) | f["text_allergy_classes"]
         evidence["allergy_classes"] = allergy_words

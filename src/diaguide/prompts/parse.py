@@ -76,7 +76,8 @@ def _vocab() -> dict[str, dict[str, str]]:
     classes |= {_compact(s): c for c, spellings in raw["classes"].items() for s in spellings}
     labs = {_compact(a.name): a.loincs[0] for a in ANALYTES.values()}
     labs |= {_compact(s): str(code) for code, spellings in raw["labs"].items() for s in spellings}
-    return {"keys": keys, "actions": actions, "classes": classes, "labs": labs}
+    not_drug = {w.lower() for words in raw["not_drug_words"].values() for w in words}
+    return {"keys": keys, "actions": actions, "classes": classes, "labs": labs, "not_drug": not_drug}
 
 
 def normalise_action(text: str) -> str | None:
@@ -152,7 +153,40 @@ def _not_a_drug(text: str) -> str | None:
     labs = _vocab()["labs"]
     if _compact(text) in labs or any(_compact(inner) in labs for inner in _BRACKETED.findall(text)):
         return "a laboratory test"  # "FBG", "尿白蛋白/肌酐比", "血脂(LDL-C)"
+    if _compact(text) in _vocab()["classes"]:
+        return None  # a class: parse_med shows it as one
+    return _implausible(text)
+
+
+# a plausible name the formulary does not know: letters (Latin or Chinese), spaces, hyphens, apostrophes, dots
+_NAME_CHARS = re.compile(r"^[A-Za-z\u4e00-\u9fff][A-Za-z\u4e00-\u9fff .'-]*$")
+_MIXED_TOKEN = re.compile(r"[A-Za-z]\d|\d[A-Za-z]")
+
+
+def _implausible(text: str) -> str | None:
+    """Why a name the formulary does not know cannot be a drug ("eBP2", "二甲双胍(片)/日", "口干多饮"), else None."""
+    if len(text) > 40 or len(text.split()) > 4:
+        return "too long for a drug name"
+    if _MIXED_TOKEN.search(text) or not _NAME_CHARS.match(text):
+        return "not a drug name"
+    lowered = text.lower()
+    if any(word in lowered for word in _vocab()["not_drug"]):
+        return "a symptom or an instruction"
     return None
+
+
+def _class_only(drug: str) -> str | None:
+    """The class a drug field names instead of a drug ("sulfonylurea", "磺脲类"), when it does."""
+    if lookup(drug) is not None:
+        return None
+    return _vocab()["classes"].get(_compact(drug))
+
+
+def class_label(written: str, cls: str) -> str:
+    """How a class-only line is shown: as a class to be named, never as a drug to take."""
+    if re.search(r"[\u4e00-\u9fff]", written):
+        return f"{written}（药物类别，请指明具体药物）"
+    return f"{written} (a class — name the drug)"
 
 
 def parse_med(value: str) -> MedicationOrder:
@@ -176,6 +210,7 @@ def parse_med(value: str) -> MedicationOrder:
     if wrong:
         raise ValueError(f"no drug named ({squash(fields[0])[:40]!r} is {wrong})")
     drug, rest = squash(fields[0]), fields[1:]
+    named_class = _class_only(drug)
     given_class = None
     if rest:
         head = rest[0]
@@ -185,9 +220,11 @@ def parse_med(value: str) -> MedicationOrder:
     dose = _value(rest.pop(0)) if rest else None
     frequency = _value(rest.pop(0)) if rest else None
     reason = _value(" ".join(rest)) or ""
+    if named_class is not None:
+        drug, given_class = class_label(drug, named_class), named_class
     return MedicationOrder(
         drug=drug,
-        drug_class=normalise_class(given_class, drug),  # type: ignore[arg-type]
+        drug_class=named_class or normalise_class(given_class, drug),  # type: ignore[arg-type]
         action=action or "continue",
         dose=dose,
         frequency=frequency,
