@@ -96,3 +96,39 @@ def test_physician_reviews_a_plan_and_rejects_it_with_a_reason(live_app):
             ("rejected", "patient prefers to discuss with nephrologist", "page")
         ]
     assert (ARTIFACTS / "physician-page.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_page_shows_the_words_from_the_notes_a_decision_and_a_finding_rest_on(live_app):
+    """Dialysis written only in the past history: the physician sees metformin stopped with the quote, and on the
+    carried-forward plan the critical finding, quoting the same words, in metformin's row."""
+    import re
+
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    _, base = live_app
+    visit = {
+        "visit_id": "v-page-notes", "patient_id": "p-page-notes", "date": "2026-11-02", "language": "zh",
+        "patient": {"age": 66, "sex": "male"}, "past_history": "尿毒症，规律血液透析3年，每周3次。",
+        "diagnoses": [{"system": "icd10", "code": "E11.9"}], "labs": [{"loinc": "4548-4", "value": 7.4}],
+        "medications": [{"drug": "二甲双胍", "drug_class": "metformin", "dose": "500 mg", "frequency": "bid"}],
+    }  # fmt: skip
+    carried = {"medications": [{"drug": "二甲双胍", "drug_class": "metformin", "action": "continue", "dose": "500 mg"}]}
+    guideline = httpx.post(f"{base}/api/v1/recommendations", json=visit, timeout=30).json()["id"]
+    checked = httpx.post(f"{base}/api/v1/recommendations", json={"visit": visit, "plan": carried}, timeout=30).json()[
+        "id"
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{base}/page/recommendations/{guideline}?lang=zh")
+        row = page.get_by_test_id("med-row").filter(has_text="二甲双胍")
+        expect(row).to_have_class(re.compile("action-stop"))
+        expect(row).to_contain_text("来自既往史：‘规律血液透析3年’")
+        page.goto(f"{base}/page/recommendations/{checked}?lang=zh")
+        row = page.get_by_test_id("med-row").filter(has_text="二甲双胍")
+        expect(row.locator(".finding.critical")).to_contain_text("规律血液透析3年")
+        browser.close()
