@@ -135,3 +135,23 @@ def test_missing_adapter_makes_the_engine_unavailable(monkeypatch: pytest.Monkey
     monkeypatch.setattr(model_engines, "MODELS_DIR", tmp_path)
     with pytest.raises(EngineUnavailable, match=r"no adapter in .*smollm2-135m-lora"):
         build_engine("lora")
+
+
+def test_the_do_nothing_baseline_continues_every_drug_and_is_checked() -> None:
+    import datetime as dt
+
+    from diaguide.evaluation.engines import build_engine
+    from diaguide.records.schema import Visit
+
+    visit = Visit(
+        visit_id="v", patient_id="p", date=dt.date(2025, 6, 1), patient={"age": 70, "sex": "female"},
+        diagnoses=[{"system": "icd10", "code": "E11.9"}], labs=[{"loinc": "33914-3", "value": 22}],
+        medications=[{"drug": "metformin", "drug_class": "metformin", "dose": "500 mg", "frequency": "bid"},
+                     {"drug": "atorvastatin", "drug_class": "statin", "dose": "20 mg"}],
+    )  # fmt: skip
+    (p,) = build_engine("carry_forward").predict([visit])
+    assert p.status == "ok" and [(m.drug, m.action) for m in p.plan.medications] == [
+        ("metformin", "continue"),
+        ("atorvastatin", "continue"),
+    ]
+    assert "metformin_egfr_below_30" in {f.rule_id for f in p.plan.findings}  # what doing nothing leaves unsafe

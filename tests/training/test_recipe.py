@@ -48,7 +48,10 @@ def test_run_folder_holds_config_metrics_and_a_peft_adapter(model_dirs, data_dir
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["base_model_name_or_path"] == str(model_dirs["llama"])
     assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
-    assert json.loads((out / "prompt.json").read_text()) == {"guidance": False}  # no manifest: the plain style
+    assert json.loads((out / "prompt.json").read_text()) == {
+        "guidance": False,
+        "notes_facts": False,
+    }  # no manifest: plain style
 
 
 def test_adapter_keeps_the_prompt_style_of_a_guided_dataset(model_dirs, data_dir, tmp_path):

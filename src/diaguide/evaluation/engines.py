@@ -19,12 +19,12 @@ from typing import Literal, Protocol
 from diaguide.knowledge import guideline
 from diaguide.prompts import parse_plan
 from diaguide.prompts.target import against_visit
-from diaguide.records.schema import Plan, Visit
+from diaguide.records.schema import MedicationOrder, Plan, Visit
 from diaguide.safety.checker import apply_safety
 
 Status = Literal["ok", "partial", "no_suggestion"]
 MODEL_ENGINES: tuple[str, ...] = ("base", "lora", "ptuning_v2")
-ENGINES: tuple[str, ...] = (*MODEL_ENGINES, "rules")
+ENGINES: tuple[str, ...] = (*MODEL_ENGINES, "rules", "carry_forward")
 NO_HISTORY = "@no_history"
 
 
@@ -78,6 +78,29 @@ class RulesEngine:
         return out
 
 
+class CarryForwardEngine:
+    """The do-nothing baseline: every current drug continued as it is, no goal, no labs, then the safety pass. On
+    longitudinal records it is strong; a model is worth serving only above it."""
+
+    name = "carry_forward"
+
+    def __init__(self, region: str = "ada"):
+        self.region = region
+
+    def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
+        out = []
+        for visit in visits:
+            orders = [
+                MedicationOrder(
+                    drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency
+                )
+                for m in visit.medications
+            ]
+            proposed = Plan(medications=orders)
+            out.append(Prediction(None, proposed, apply_safety(visit, proposed, region=self.region), "ok"))
+        return out
+
+
 def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") -> Prediction:
     """Parse model text into a Prediction; the safety pass runs on the full visit."""
     if text is None or not text.strip():
@@ -109,13 +132,16 @@ class TextEngine:
 
 
 def build_engine(name: str, region: str = "ada") -> Engine:
-    """The engine of that name: `rules`, or a model engine (`base`, `lora`, `ptuning_v2`).
+    """The engine of that name: `rules`, `carry_forward` (the do-nothing baseline), or a model engine (`base`,
+    `lora`, `ptuning_v2`).
 
     Raises:
         EngineUnavailable: a model engine whose model, adapter or inference code is missing.
     """
     if name == "rules":
         return RulesEngine(region=region)
+    if name == "carry_forward":
+        return CarryForwardEngine(region=region)
     if name in MODEL_ENGINES:
         from diaguide.evaluation.model_engines import model_engine
 

@@ -25,12 +25,15 @@ from diaguide.evaluation.engines import (
     ENGINES,
     MODEL_ENGINES,
     NO_HISTORY,
+    CarryForwardEngine,
     Engine,
     EngineUnavailable,
     Prediction,
     RulesEngine,
     build_engine,
 )
+
+RULE_BASED = (RulesEngine, CarryForwardEngine)  # quick and deterministic: not saved, no history ablation
 from diaguide.evaluation.metrics import visit_columns
 from diaguide.evaluation.model_engines import adapter_dir
 from diaguide.evaluation.scoring import action_confusion, score_predictions
@@ -106,7 +109,7 @@ def _run_engine(
 
 def _saved_answers(engine: Engine, out: Path, name: str) -> Path | None:
     """Where a model engine's answers are kept for resuming (None for the rules engine: quick, not saved)."""
-    return None if isinstance(engine, RulesEngine) else out / "predictions" / name
+    return None if isinstance(engine, RULE_BASED) else out / "predictions" / name
 
 
 def evaluate(
@@ -190,7 +193,7 @@ def evaluate(
             continue
         runs = [(engine.name, True)]
         ablate = history_ablation if isinstance(history_ablation, bool) else engine.name in history_ablation
-        if ablate and not isinstance(engine, RulesEngine):
+        if ablate and not isinstance(engine, RULE_BASED):
             runs.append((engine.name + NO_HISTORY, False))
         for label, include_history in runs:
             try:
