@@ -32,8 +32,6 @@ from diaguide.evaluation.engines import (
     RulesEngine,
     build_engine,
 )
-
-RULE_BASED = (RulesEngine, CarryForwardEngine)  # quick and deterministic: not saved, no history ablation
 from diaguide.evaluation.metrics import visit_columns
 from diaguide.evaluation.model_engines import adapter_dir
 from diaguide.evaluation.scoring import action_confusion, score_predictions
@@ -41,6 +39,7 @@ from diaguide.knowledge import guideline
 from diaguide.knowledge.regions import resolve_region
 from diaguide.safety.complexity import complexity
 
+RULE_BASED = (RulesEngine, CarryForwardEngine)  # quick and deterministic: not saved, no history ablation
 LEVELS = ("low", "moderate", "high")
 CHUNK = 8  # visits generated between two saves of the predictions
 LANGUAGES = ("en", "zh")
