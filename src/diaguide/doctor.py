@@ -94,7 +94,9 @@ def check_database() -> Check:
     url = load_settings().database_url
     postgres = url.startswith("postgresql")
     probe_url = (
-        url if postgres else os.environ.get("DIAGUIDE_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+        url
+        if postgres
+        else os.environ.get("DIAGUIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     )
     where = probe_url.split("@")[-1].split("://")[-1]  # host:port/db, never a password
     try:
