@@ -344,7 +344,9 @@ def _cautions(b: PlanBuilder) -> None:
 
 
 def recommend(visit: Visit, region: str = "ada") -> Plan:
-    """The guideline's reference Plan for a visit (no safety findings; safety.checker adds them).
+    """The guideline's reference Plan for a visit, checked against itself (no safety findings attached;
+    safety.checker adds them): an order it would start that the checker calls critical for this visit is not
+    proposed, and the plan says why (`_without_critical_starts`).
 
     Args:
         visit: the visit to plan for; its `language` sets the language of every text.
@@ -353,6 +355,52 @@ def recommend(visit: Visit, region: str = "ada") -> Plan:
     Raises:
         ConfigError: unknown region.
     """
+    return _without_critical_starts(visit, _plan(visit, region), region)
+
+
+# The checker's critical findings on an order the engine itself would start: that order is dropped and said. Two
+# rounds at most: dropping a start never makes another start critical, it can only end a finding.
+SELF_CHECK_ROUNDS = 2
+
+
+def _without_critical_starts(visit: Visit, plan: Plan, region: str) -> Plan:
+    from diaguide.safety.checker import check  # safety reads knowledge; imported at use, not at import
+
+    for _ in range(SELF_CHECK_ROUNDS):
+        started = {m.drug.strip().lower(): m for m in plan.medications if m.action == "start"}
+        blocking = [
+            f for f in check(visit, plan, region) if f.severity == "critical" and started.keys() & _lower(f.drugs)
+        ]
+        if not blocking:
+            return plan
+        dropped = {d for f in blocking for d in _lower(f.drugs) if d in started}
+        prompts = list(plan.prompts)
+        for f in blocking:
+            for drug in sorted(_lower(f.drugs) & dropped):
+                text = _self_check_text(visit, started[drug].drug, f)
+                if text not in prompts:
+                    prompts.append(text)
+        plan = plan.model_copy(
+            update={
+                "medications": [m for m in plan.medications if m.drug.strip().lower() not in dropped],
+                "prompts": prompts,
+            }
+        )
+    return plan
+
+
+def _lower(drugs: list[str]) -> set[str]:
+    return {d.strip().lower() for d in drugs}
+
+
+def _self_check_text(visit: Visit, drug: str, finding) -> str:
+    rule = knowledge()["rules"]["self_check_not_started"]
+    lang = "zh" if visit.language == "zh" else "en"
+    return f"{rule[lang].format(drug=drug, message=finding.message)} ({finding.source})"
+
+
+def _plan(visit: Visit, region: str) -> Plan:
+    """The guideline's plan before it is checked against itself."""
     facts = derive(visit, region)
     if facts.diabetes_status != "diabetes":  # nothing to treat, or a diagnosis to confirm first
         b = PlanBuilder(visit, facts, region, None)
