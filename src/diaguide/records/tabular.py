@@ -33,8 +33,15 @@ from diaguide.records.units import analyte_for, canonical_loinc, to_canonical
 
 _SAMPLE = 1 << 16  # bytes read to choose the encoding
 _NUMBER = re.compile(r"^(?P<cmp>[<>≤≥]=?)?\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>.*)$")
-_DOSE = re.compile(
-    r"(?P<dose>\d+(?:\.\d+)?\s*(?:mg|g|ug|mcg|µg|μg|iu|u|units?|单位|ml|片|粒|支|袋))(?![a-z])", re.IGNORECASE
+# a dose as prescriptions write it: one strength, a combination's strengths or a range sharing one unit
+# ("49/51 mg", "50/1000 mg", "24-26 mg", "5/1000毫克", "10-14U"), in English or Chinese units
+_UNIT = r"(?:mg|g|ug|mcg|µg|μg|iu|u|units?|单位|国际单位|毫克|克|微克|ml|毫升|片|粒|支|袋)"
+_DOSE = re.compile(rf"(?P<dose>\d+(?:\.\d+)?(?:\s*[/-]\s*\d+(?:\.\d+)?)?\s*{_UNIT})(?![a-z])", re.IGNORECASE)
+# where the frequency begins when the dose came first ("1000 mg metformin twice daily")
+_FREQUENCY_START = re.compile(
+    r"\s(?=(?:qd|bid|tid|qid|qn|qhs|q\d+h|daily|once|twice|three times|every|at bedtime|weekly|with meals|before|after)\b)"
+    r"|\s*(?=每日|每天|一日|每晚|每周|睡前|早晚|早餐|餐前|餐后|随餐)",
+    re.IGNORECASE,
 )
 _ICD10 = re.compile(r"\b([A-TV-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?)\b")  # E11.9, E119, I10
 _TRUE = {"1", "true", "yes", "y", "是", "有", "孕", "妊娠"}
@@ -372,14 +379,23 @@ def _labs(cells: dict[str, Any], m: Mapping, date) -> list[Lab]:
 
 
 def parse_medication(text: str) -> Medication:
-    """`二甲双胍 0.5g bid` / `metformin 1000 mg twice daily` -> drug, class, dose, frequency."""
+    """`二甲双胍 0.5g bid` / `metformin 1000 mg twice daily` / `Entresto 49/51 mg twice daily` /
+    `1000 mg metformin bid` -> drug, class, dose, frequency. The drug is the words before the dose (after it when
+    the dose comes first), never a piece of the dose."""
+    text = text.strip()
     match = _DOSE.search(text)
-    if match and match.start() > 0:
-        drug = text[: match.start()].strip(" ,，:：")
-        dose = re.sub(r"\s+", " ", match["dose"]).strip()
-        frequency = text[match.end() :].strip(" ,，") or None
+    if match is None:
+        drug, dose, frequency = text, None, None
     else:
-        drug, dose, frequency = text.strip(), None, None
+        dose = re.sub(r"\s+", " ", match["dose"]).strip()
+        if match.start() > 0:
+            drug, frequency = text[: match.start()], text[match.end() :]
+        else:  # the dose first: the drug runs to where the frequency begins
+            rest = text[match.end() :]
+            split = _FREQUENCY_START.search(rest)
+            drug, frequency = (rest[: split.start()], rest[split.end() :]) if split else (rest, "")
+        drug = drug.strip(" ,，:：")
+        frequency = frequency.strip(" ,，") or None
     return Medication(drug=drug or text, drug_class=drug_class_of(text), dose=dose, frequency=frequency)
 
 
