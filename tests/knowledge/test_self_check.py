@@ -43,3 +43,37 @@ def test_no_reference_plan_starts_a_drug_the_checker_calls_critical(lang, region
         started = {m.drug.lower() for m in plan.medications if m.action == "start"}
         for f in check(visit, plan, region):
             assert not (f.severity == "critical" and started & {d.lower() for d in f.drugs}), (visit.visit_id, f)
+
+
+@pytest.mark.parametrize(("language", "drug", "cls", "said"), [
+    ("en", "janagliflozin 10 mg", "sglt2i", "suggests a SGLT2 inhibitor"),
+    ("zh", "新格列净片 10mg", "sglt2i", "名称提示为SGLT2抑制剂"),
+])  # fmt: skip
+def test_an_unknown_current_drug_is_not_silently_doubled(language, drug, cls, said) -> None:
+    """A current drug the formulary does not know, whose name suggests a class (the checker's class words), is not
+    taken as nothing: no other drug of that class is started, and the plan says so."""
+    visit = Visit(
+        visit_id="u", patient_id="p", date=dt.date(2025, 6, 1), language=language, patient={"age": 60, "sex": "male"},
+        diagnoses=[{"system": "icd10", "code": "E11.9"}, {"system": "icd10", "code": "I50.22"}],
+        labs=[{"loinc": "4548-4", "value": 8.4}, {"loinc": "33914-3", "value": 70}],
+        medications=[{"drug": "metformin", "drug_class": "metformin", "dose": "1000 mg", "frequency": "bid"},
+                     {"drug": drug, "drug_class": "other"}],
+    )  # fmt: skip
+    plan = recommend(visit)
+    assert not [m for m in plan.medications if m.drug_class == cls and m.action == "start"], plan.medications
+    assert any(said in p and drug in p for p in plan.prompts), plan.prompts
+    # the checker names it too, and checks it as the class its name suggests
+    assert any(f.rule_id in ("unknown_drug", "class_only") and drug in f.message for f in check(visit, plan))
+
+
+def test_a_start_the_checker_warns_about_says_why_it_was_chosen() -> None:
+    seen = 0
+    for record in generate_cohort(60, 0, "zh"):
+        visit = record.visit
+        plan = recommend(visit, "cds")
+        started = {m.drug.lower(): m.drug for m in plan.medications if m.action == "start"}
+        for f in check(visit, plan, "cds"):
+            for drug in {d.lower() for d in f.drugs} & started.keys() if f.severity == "warning" else ():
+                seen += 1
+                assert any(started[drug] in p and "尽管安全检查提示警告" in p and "原因" in p for p in plan.prompts)
+    assert seen  # the cohort has such starts (basal insulin next to an SGLT2 inhibitor: tests of reference plans)

@@ -368,11 +368,10 @@ def _without_critical_starts(visit: Visit, plan: Plan, region: str) -> Plan:
 
     for _ in range(SELF_CHECK_ROUNDS):
         started = {m.drug.strip().lower(): m for m in plan.medications if m.action == "start"}
-        blocking = [
-            f for f in check(visit, plan, region) if f.severity == "critical" and started.keys() & _lower(f.drugs)
-        ]
+        findings = check(visit, plan, region)
+        blocking = [f for f in findings if f.severity == "critical" and started.keys() & _lower(f.drugs)]
         if not blocking:
-            return plan
+            return _warned_starts_explained(visit, plan, started, findings)
         dropped = {d for f in blocking for d in _lower(f.drugs) if d in started}
         prompts = list(plan.prompts)
         for f in blocking:
@@ -387,6 +386,20 @@ def _without_critical_starts(visit: Visit, plan: Plan, region: str) -> Plan:
             }
         )
     return plan
+
+
+def _warned_starts_explained(visit: Visit, plan: Plan, started: dict, findings: list) -> Plan:
+    """A start the checker warns about stays (the guideline calls for it), and the plan says why it was chosen."""
+    rule = knowledge()["rules"]["self_check_warned_start"]
+    lang = "zh" if visit.language == "zh" else "en"
+    prompts = list(plan.prompts)
+    for f in findings:
+        for drug in sorted(_lower(f.drugs) & started.keys()) if f.severity == "warning" else []:
+            order = started[drug]
+            text = rule[lang].format(drug=order.drug, message=f.message, why=order.reason)
+            if text not in prompts:
+                prompts.append(text)
+    return plan.model_copy(update={"prompts": prompts}) if len(prompts) != len(plan.prompts) else plan
 
 
 def _lower(drugs: list[str]) -> set[str]:

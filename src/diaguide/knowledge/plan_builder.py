@@ -92,6 +92,8 @@ class PlanBuilder:
         self.prompts: list[str] = []
         self.lowered: set[int] = set()  # current drugs whose dose this plan lowers
         self.to_replace = 0  # glucose-lowering classes stopped for safety that another class should replace
+        # current drugs the formulary does not know whose names suggest a class ("henagliflozin", "某某格列净")
+        self.unlisted = [(m, cls) for m, c in self.current if c == "other" for cls in _suggested_classes(m.drug)]
 
     # --- words ---
     def t(self, name: str) -> Any:
@@ -323,6 +325,10 @@ class PlanBuilder:
         """Start the class's preferred agent unless the patient has one or a rule forbids it."""
         if self.active(cls) or cls in self.started:
             return False
+        covering = next((m for m, suggested in self.unlisted if suggested == cls), None)
+        if covering is not None:  # it may already be one: said, not silently doubled
+            self.prompt("unlisted_may_cover", drug=covering.drug, cls=CLASS_NAMES[self.lang].get(cls, cls))
+            return False
         why = self.blocked(cls)
         if why:
             if why in ("missing_egfr", "hypo_no_new_insulin"):
@@ -357,6 +363,28 @@ class PlanBuilder:
                 self.order(i, "continue", self.say(rule))
             out.append(self.decided[i])
         return out + list(self.started.values())
+
+
+CLASS_NAMES = {
+    "en": {"sglt2i": "SGLT2 inhibitor", "glp1ra": "GLP-1 RA", "gip_glp1ra": "GIP/GLP-1 RA", "dpp4i": "DPP-4 inhibitor",
+           "sulfonylurea": "sulfonylurea", "glinide": "glinide", "tzd": "thiazolidinedione",
+           "agi": "alpha-glucosidase inhibitor", "basal_insulin": "basal insulin", "prandial_insulin": "prandial insulin",
+           "premixed_insulin": "premixed insulin", "metformin": "biguanide", "acei": "ACE inhibitor", "arb": "ARB",
+           "statin": "statin"},
+    "zh": {"sglt2i": "SGLT2抑制剂", "glp1ra": "GLP-1受体激动剂", "gip_glp1ra": "GIP/GLP-1受体激动剂", "dpp4i": "DPP-4抑制剂",
+           "sulfonylurea": "磺脲类", "glinide": "格列奈类", "tzd": "噻唑烷二酮类", "agi": "α-糖苷酶抑制剂",
+           "basal_insulin": "基础胰岛素", "prandial_insulin": "餐时胰岛素", "premixed_insulin": "预混胰岛素",
+           "metformin": "双胍类", "acei": "ACEI", "arb": "ARB", "statin": "他汀类"},
+}  # fmt: skip
+
+
+def _suggested_classes(name: str) -> list[str]:
+    """The classes a drug name the formulary does not know suggests, by the class words of safety/rules.yaml
+    ("-gliflozin", "格列净", "-gliptin" ...)."""
+    from diaguide.safety.data import rules_data  # the class words live with the checker, which reads them too
+
+    words = (rules_data().get("class_words") or {}).get("classes") or {}
+    return [cls for cls, patterns in words.items() if any(re.search(p, name, re.IGNORECASE) for p in patterns)]
 
 
 _VERBS = {
