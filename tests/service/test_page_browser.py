@@ -132,3 +132,40 @@ def test_the_page_shows_the_words_from_the_notes_a_decision_and_a_finding_rest_o
         row = page.get_by_test_id("med-row").filter(has_text="二甲双胍")
         expect(row.locator(".finding.critical")).to_contain_text("规律血液透析3年")
         browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_arni_row_from_ingest_to_the_page(live_app, tmp_path):
+    """Issue 20's row with the shipped English mapping: the page shows 'Entresto', never 'Entresto 49/', and says
+    why no ACE inhibitor is started beside it."""
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    from diaguide.records.ingest import ingest_command
+
+    _, base = live_app
+    header = (
+        "encounter_id,mrn,patient_name,visit_date,birth_date,sex,height_in,weight_lb,pregnant,chief_complaint,hpi,"
+        "past_history,allergies,icd10_codes,sbp,dbp,pulse,hba1c,fasting_glucose,creatinine,egfr,uacr,ldl,medications"
+    )
+    row = ('E1,M1,Pat Doe,2025-06-10,1961-01-01,M,69,190,no,Follow-up,,,,"E11.22 T2DM with CKD; N18.31 CKD 3a; '
+           'I50.22 HFrEF",128,76,70,7.8,,,52,120,,"metformin 1000 mg twice daily; Entresto 49/51 mg twice daily"')  # fmt: skip
+    (tmp_path / "his.csv").write_text(header + "\n" + row + "\n", encoding="utf-8")
+    out = tmp_path / "visits.jsonl"
+    assert ingest_command([str(tmp_path / "his.csv")], "csv", "en_his", False, None, str(out), progress=False) == 0
+    rec = httpx.post(f"{base}/api/v1/recommendations", content=out.read_text().splitlines()[0],
+                     headers={"content-type": "application/json"}, timeout=30).json()  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{base}/page/recommendations/{rec['id']}?lang=en")
+        rows = page.get_by_test_id("med-row")
+        arni = rows.filter(has_text="Entresto")
+        expect(arni).to_have_count(1)
+        expect(arni.locator("td").nth(1)).to_have_text("Entresto")  # the drug cell: the name, no piece of the dose
+        expect(arni.locator("td").nth(2)).to_have_text("49/51 mg")
+        expect(rows.filter(has_text="lisinopril")).to_have_count(0)
+        expect(page.get_by_test_id("treatment")).to_contain_text("not started: the safety check calls it critical")
+        browser.close()

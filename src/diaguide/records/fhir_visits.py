@@ -23,7 +23,11 @@ from diaguide.records.schema import Allergy, Lab, Medication, Patient, Visit, Vi
 LAB_WINDOW_DAYS = 365  # labs older than a year do not describe the patient at this visit
 VITALS_WINDOW_DAYS = 30  # a blood pressure from last season is not today's
 PREGNANCY_WINDOW_DAYS = 270  # a pregnancy status older than ~9 months describes a pregnancy now over
-_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(MG|MCG|UG|G|UNT|UNITS?|IU|ML|MG/ML|UNT/ML)\b", re.IGNORECASE)
+# a strength in a medication's text; a combination's strengths share the unit ("sacubitril 49 MG / valsartan 51 MG"
+# is read per ingredient by RxNorm; "Entresto 49/51 MG" as "49/51 mg")
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?(?:\s*[/-]\s*\d+(?:\.\d+)?)?)\s*(MG|MCG|UG|G|UNT|UNITS?|IU|ML|MG/ML|UNT/ML)\b", re.IGNORECASE
+)
 
 
 @dataclasses.dataclass
