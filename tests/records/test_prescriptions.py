@@ -1,4 +1,4 @@
-"""Prescription strings as HIS exports write them (prescriptions.tsv: 103, half Chinese), parsed into drug, class,
+"""Prescription strings as HIS exports write them (prescriptions.tsv: 107, half Chinese), parsed into drug, class,
 dose and frequency: combination strengths ("49/51 mg", "50/1000 mg", "5-10mg"), ranges, doses before the name,
 Chinese units and frequencies. The drug shown is the drug's name, never a piece of the dose (issue 20)."""
 

@@ -43,6 +43,8 @@ _FREQUENCY_START = re.compile(
     r"|\s*(?=每日|每天|一日|每晚|每周|睡前|早晚|早餐|餐前|餐后|随餐)",
     re.IGNORECASE,
 )
+# instructions written between the name and the dose, or instead of one ("per sliding scale", "按血糖调整")
+_INSTRUCTION = re.compile(r"\s+(?=(?:(?:as )?per )?sliding scale\b)|\s*(?=按血糖|根据血糖)", re.IGNORECASE)
 _ICD10 = re.compile(r"\b([A-TV-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?)\b")  # E11.9, E119, I10
 _TRUE = {"1", "true", "yes", "y", "是", "有", "孕", "妊娠"}
 
@@ -394,8 +396,14 @@ def parse_medication(text: str) -> Medication:
             rest = text[match.end() :]
             split = _FREQUENCY_START.search(rest)
             drug, frequency = (rest[: split.start()], rest[split.end() :]) if split else (rest, "")
-        drug = drug.strip(" ,，:：")
-        frequency = frequency.strip(" ,，") or None
+    # a frequency or an instruction written before the dose belongs with the frequency, not the name
+    cut = [
+        m.start() for m in (_FREQUENCY_START.search(drug), _INSTRUCTION.search(drug)) if m is not None and m.start() > 0
+    ]
+    if cut:
+        drug, frequency = drug[: min(cut)], f"{drug[min(cut) :].strip()} {(frequency or '').strip()}"
+    drug = drug.strip(" ,，:：")
+    frequency = (frequency or "").strip(" ,，") or None
     return Medication(drug=drug or text, drug_class=drug_class_of(text), dose=dose, frequency=frequency)
 
 
