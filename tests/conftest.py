@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -136,12 +135,9 @@ def _crash_report(item, returncode: int, stderr: str):
     marker = item.get_closest_marker("native")
     engine = marker.args[0] if marker and marker.args else "native code"
     if returncode < 0:
-        number = -returncode
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        what = f"killed by {name} (signal {number})"
+        from diaguide.inference.probe import signal_name
+
+        what = f"killed by {signal_name(-returncode)} (signal {-returncode})"
     else:
         tail = (stderr.strip().splitlines() or ["no output"])[-1][:300]
         what = f"child exited with status {returncode} before reporting ({tail})"

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from diaguide.errors import InputError
+from diaguide.inference.native import cpu
 
 BENCHES: dict[str, str] = {
     "ingest": "diaguide.bench_ingest:bench_ingest",
@@ -25,7 +26,7 @@ def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "processor": _cpu_model(),
+        "processor": cpu()["model"],
         "cpu_count": os.cpu_count(),
     }
     try:
@@ -47,17 +48,6 @@ def machine_info() -> dict[str, Any]:
         if torch.cuda.is_available():
             info["accelerator"] = torch.cuda.get_device_name(0)
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_command(what: str, out: str, quick: bool = False, build: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ crash (llama.cpp's AMX defect, docs/llamacpp.md) is reported, not suffered. Exit
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import json
 import os
@@ -26,14 +25,6 @@ class Check:
     name: str
     status: Status
     detail: str
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(module: str) -> str | None:
@@ -130,6 +121,7 @@ def check_chromium() -> Check:
 def check_base_model() -> Check:
     from diaguide.errors import ModelError
     from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf
+    from diaguide.prompts.dataset import sha256_of
 
     try:
         path = bundled_gguf()
@@ -139,22 +131,20 @@ def check_base_model() -> Check:
 
 
 def check_adapters() -> list[Check]:
+    from diaguide.errors import ModelError
+    from diaguide.inference.engine import adapter_info, adapter_version
     from diaguide.inference.registry import DEFAULT_ADAPTER_NAME, default_adapter, models_dir
 
     folder = models_dir()
     found = sorted(p for p in folder.glob("*") if (p / "adapter_config.json").is_file()) if folder.is_dir() else []
     checks = []
     for adapter in found:
-        weights = sorted(adapter.glob("adapter_model.*"))
-        if not weights:
-            checks.append(Check(f"adapter {adapter.name}", "FAIL", "adapter_config.json without adapter weights"))
+        try:  # the hash every engine records with its results, read the way the engines read the folder
+            peft_type, version = adapter_info(adapter).get("peft_type"), adapter_version(adapter)
+        except ModelError as exc:
+            checks.append(Check(f"adapter {adapter.name}", "FAIL", exc.message))
             continue
-        peft_type = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
-        checks.append(
-            Check(
-                f"adapter {adapter.name}", "ok", f"{peft_type}, {weights[0].name} sha256 {sha256_of(weights[0])[:16]}"
-            )
-        )
+        checks.append(Check(f"adapter {adapter.name}", "ok", f"{peft_type}, weights sha256 {version}"))
     if default_adapter() is None:
         checks.append(
             Check("adapter", "warn", f"no {DEFAULT_ADAPTER_NAME} under {folder}: the base model answers, unfine-tuned")

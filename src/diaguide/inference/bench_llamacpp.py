@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 from diaguide.bench import machine_info
 from diaguide.errors import InputError
+from diaguide.inference.probe import signal_name
 
 ROUNDS = 3
 NEW_TOKENS = 128
@@ -109,7 +109,7 @@ def _run_config(python_path: Path | None, gguf: Path, prompts_file: Path, extra_
     cmd += ["1" if extra_bufts else "0", str(threads)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if done.returncode < 0:
-        return {"crashed": signal.Signals(-done.returncode).name}
+        return {"crashed": signal_name(-done.returncode)}
     lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
     if done.returncode != 0 or not lines:
         return {"failed": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}

@@ -35,7 +35,8 @@ class ProbeResult:
         return dataclasses.asdict(self)
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """`SIGSEGV` for 11; `signal N` for a number with no name."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -73,7 +74,7 @@ def probe_engine(
         number = -done.returncode
         return ProbeResult(
             False,
-            f"the model engine crashed: killed by {_signal_name(number)} (signal {number}) on {cpu_line()}",
+            f"the model engine crashed: killed by {signal_name(number)} (signal {number}) on {cpu_line()}",
             seconds=seconds,
         )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

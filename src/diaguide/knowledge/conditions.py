@@ -192,7 +192,7 @@ def is_coded(visit: Visit, spec: dict[str, Any]) -> bool:
 
 
 @functools.cache
-def _vocabulary() -> tuple:
+def _vocabulary() -> text_facts.Vocabulary:
     return text_facts.vocabulary(knowledge()["conditions"])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from diaguide.knowledge.conditions import Facts, knowledge, medication_class, region_config, threshold
 from diaguide.knowledge.formulary import lookup
-from diaguide.knowledge.text_facts import cite, cite_all
+from diaguide.knowledge.text_facts import cite, cite_all, evidence_for
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Evidence, MedicationOrder, Visit
 
 MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
@@ -132,8 +132,7 @@ class PlanBuilder:
             names.append("egfr")
         if rule_id.startswith("hypo"):
             names += ["recent_hypo", "severe_hypo"]
-        found = [e for name in names for e in self.f.evidence.get(name, [])]
-        return [e for i, e in enumerate(found) if e not in found[:i]]
+        return evidence_for(self.f.evidence, names)
 
     def prompt(self, rule_id: str, source: str | None = None, **extra: Any) -> None:
         text = self.say(rule_id, source=source, **extra)

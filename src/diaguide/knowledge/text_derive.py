@@ -82,10 +82,10 @@ def complete(
         f[field] = False
     for field, name in FIELD_CONDITIONS.items():
         spec = conditions[name]
-        words = counted(notes, name, spec)
+        words, is_coded = counted(notes, name, spec), coded(visit, spec)
         if field in NEW_FIELDS:
-            f[field] = coded(visit, spec) or bool(words)
-        if words and f.get(field) and not coded(visit, spec):
+            f[field] = is_coded or bool(words)
+        if words and f.get(field) and not is_coded:
             evidence[field] = words
 
     # kidney: the newest eGFR, coded or written (a value in this visit's present illness is this visit's)
@@ -117,11 +117,12 @@ def complete(
         evidence.setdefault("autoimmune_diabetes", []).extend(low_cpep)
 
     # drugs the notes say the patient cannot take: intolerance, allergy (their classes, through the formulary)
-    f["intolerant_classes"] = _classes_named(counted(notes, "drug_intolerance", conditions["drug_intolerance"]))
+    intolerance = counted(notes, "drug_intolerance", conditions["drug_intolerance"])
+    f["intolerant_classes"] = _classes_named(intolerance)
     if f["intolerant_classes"]:
-        evidence["intolerant_classes"] = counted(notes, "drug_intolerance", conditions["drug_intolerance"])
+        evidence["intolerant_classes"] = intolerance
     # "二甲双胍过敏（胃肠道不耐受）": an intolerance written as an allergy is an intolerance
-    intolerance_texts = {e.text for e in counted(notes, "drug_intolerance", conditions["drug_intolerance"])}
+    intolerance_texts = {e.text for e in intolerance}
     allergy_words = [
         e for e in counted(notes, "drug_allergy", conditions["drug_allergy"]) if e.text not in intolerance_texts
     ]

@@ -15,6 +15,8 @@ from typing import Any
 
 from diaguide.notes import NoteFacts, extract
 from diaguide.notes.extract import Vocabulary
+
+__all__ = ["Vocabulary", "cite", "cite_all", "counted", "counts", "evidence_for", "newest", "read", "vocabulary"]
 from diaguide.records.schema import Evidence, Visit
 
 FIELD_NAMES = {
@@ -27,7 +29,7 @@ QUOTE_MAX = 60  # characters of the notes quoted in a reason or finding
 
 def vocabulary(conditions: dict[str, Any]) -> Vocabulary:
     """The text patterns of a conditions table (guideline.yaml or rules.yaml), as notes.extract takes them."""
-    return tuple((name, tuple(spec["patterns"])) for name, spec in conditions.items() if spec.get("patterns"))
+    return Vocabulary(tuple((n, tuple(spec["patterns"])) for n, spec in conditions.items() if spec.get("patterns")))
 
 
 def counts(spec: dict[str, Any], assertion: str) -> bool:
@@ -61,6 +63,16 @@ def read(visit: Visit, vocab: Vocabulary) -> NoteFacts:
 def counted(notes: NoteFacts, name: str, spec: dict[str, Any]) -> list[Evidence]:
     """The mentions of a condition that count for the patient."""
     return [e for e in notes.of(name) if e.value is None and counts(spec, e.assertion)]
+
+
+def evidence_for(evidence: dict[str, list[Evidence]], names: list[str]) -> list[Evidence]:
+    """The words from the notes recorded for these facts (`Facts.evidence`), each mention once, in order."""
+    found: list[Evidence] = []
+    for name in names:
+        for e in evidence.get(name, []):
+            if e not in found:
+                found.append(e)
+    return found
 
 
 def cite(evidence: Evidence, language: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import re  # noqa: F401  (re.Pattern in annotations)
+import re
 
 from diaguide.notes.assertion import assertion_of, compile_patterns, quote, sentences
 from diaguide.notes.values import date_near, find_values
@@ -20,7 +20,18 @@ from diaguide.records.schema import Evidence, Visit
 FIELDS = ("chief_complaint", "present_illness", "past_history")
 # where the present illness or chief complaint gives a value without a date, it is this visit's
 CURRENT_FIELDS = ("chief_complaint", "present_illness")
-Vocabulary = tuple[tuple[str, tuple[str, ...]], ...]  # ((kind, (pattern, ...)), ...), hashable for the caches
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """The fact kinds and the patterns that name them: ((kind, (pattern, ...)), ...).
+
+    Hashed and compared by identity: the caches below and the callers' are keyed by it on every question the
+    engines ask of a visit, and hashing ~40 kinds of patterns each time cost more than the cached answer. Build one
+    per conditions table and keep it (the knowledge package caches its two).
+    """
+
+    kinds: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +56,7 @@ class NoteFacts:
 
 @functools.lru_cache(maxsize=64)
 def _compiled(vocabulary: Vocabulary) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((kind, compile_patterns(patterns)) for kind, patterns in vocabulary)
+    return tuple((kind, compile_patterns(patterns)) for kind, patterns in vocabulary.kinds)
 
 
 @functools.lru_cache(maxsize=8192)

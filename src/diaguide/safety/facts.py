@@ -74,16 +74,16 @@ def patient_facts(visit: Visit, region: str) -> SafetyFacts:
     notes = text_facts.read(visit, _vocabulary())
     extra, evidence = set(), dict(values["evidence"])
     for name, spec in conditions.items():
-        words = text_facts.counted(notes, name, spec)
-        if is_coded(visit, spec) or words:
+        words, coded = text_facts.counted(notes, name, spec), is_coded(visit, spec)
+        if coded or words:
             extra.add(name)
-            if words and not is_coded(visit, spec):
+            if words and not coded:
                 evidence[name] = words
     values["evidence"] = evidence
     return SafetyFacts(**values, extra=frozenset(extra))
 
 
 @functools.cache
-def _vocabulary() -> tuple:
+def _vocabulary() -> text_facts.Vocabulary:
     """The text patterns of the conditions only the safety rules ask about (rules.yaml `conditions`)."""
     return text_facts.vocabulary(rules_data().get("conditions") or {})

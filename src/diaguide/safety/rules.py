@@ -11,7 +11,7 @@ from typing import Any
 
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
-from diaguide.knowledge.text_facts import cite_all
+from diaguide.knowledge.text_facts import cite_all, evidence_for
 from diaguide.records.schema import Evidence, Finding
 from diaguide.safety.data import RULES_PATH, load_yaml, rules_data
 from diaguide.safety.regimen import Entry, Regimen
@@ -106,9 +106,7 @@ def rule_evidence(when: dict[str, Any] | None, facts: Facts) -> list[Evidence]:
         elif key == "any":
             return [e for block in want if holds(block, facts) for e in rule_evidence(block, facts)]
         names += _WHEN_EVIDENCE.get(key, ())
-    evidence = getattr(facts, "evidence", {}) or {}
-    found = [e for name in names for e in evidence.get(name, [])]
-    return [e for i, e in enumerate(found) if e not in found[:i]]
+    return evidence_for(getattr(facts, "evidence", {}) or {}, names)
 
 
 # Words render() fills in, in the visit's language.
