@@ -206,7 +206,7 @@ def lookup(text: str | None) -> Drug | None:
 
 
 def drug_class_of(text: str | None) -> str:
-    """The DESIGN.md drug class of a drug text; `other` when the drug is unknown."""
+    """The docs/design.md drug class of a drug text; `other` when the drug is unknown."""
     drug = lookup(text)
     return drug.drug_class if drug else "other"
 

@@ -16,7 +16,7 @@ from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.text_facts import cite, cite_all, evidence_for
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Evidence, MedicationOrder, Visit
 
-MG_DL_PER_MMOL_L = 18.016  # glucose (CLINICAL.md, units)
+MG_DL_PER_MMOL_L = 18.016  # glucose (docs/clinical.md, units)
 INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
 NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi")
 

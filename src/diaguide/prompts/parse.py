@@ -97,7 +97,7 @@ def normalise_action(text: str) -> str | None:
 
 
 def normalise_class(text: str | None, drug: str) -> str:
-    """The drug's class in the DESIGN.md vocabulary: the formulary's for a single drug it knows (the class it is,
+    """The drug's class in the docs/design.md vocabulary: the formulary's for a single drug it knows (the class it is,
     whatever the line wrote: the default adapter writes "MED: continue | 司美格鲁肽 | other", and the safety checker
     reads semaglutide as a GLP-1 RA either way), else the written class, else `other`. A combination product keeps
     the written class when it names one of the product's own."""

@@ -1,6 +1,6 @@
 """The clinical data model: what every part of DiaGuide reads and writes.
 
-Field names are a contract (see DESIGN.md): `Visit` is one line of `visits.jsonl`, `Plan` is
+Field names are a contract (see docs/design.md): `Visit` is one line of `visits.jsonl`, `Plan` is
 what every engine returns. Lab values are in the canonical units of `units.py`.
 """
 

@@ -5,7 +5,7 @@ creatinine mg/dL, lipids mg/dL, eGFR mL/min/1.73m2, UACR mg/g. Chinese hospitals
 mmol/L, mmol/mol and umol/L; every value is converted on the way in, and a value outside
 its plausibility range is rejected by name rather than passed on.
 
-Conversion factors: CLINICAL.md ("Units"), from the ADA Standards and IFCC-NGSP master equation.
+Conversion factors: docs/clinical.md ("Units"), from the ADA Standards and IFCC-NGSP master equation.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _BP = {"mmhg": _IDENT}
 ANALYTES: dict[str, Analyte] = {
     a.key: a
     for a in [
-        # IFCC mmol/mol -> NGSP %: % = mmol/mol / 10.929 + 2.15 (CLINICAL.md)
+        # IFCC mmol/mol -> NGSP %: % = mmol/mol / 10.929 + 2.15 (docs/clinical.md)
         Analyte(
             "hba1c",
             "HbA1c",

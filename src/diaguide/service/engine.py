@@ -1,6 +1,6 @@
 """The service's one door to the engines: records in, a checked Plan and a complexity out.
 
-`service` only wires the others together (DESIGN.md): FHIR reading, the guideline engine,
+`service` only wires the others together (docs/design.md): FHIR reading, the guideline engine,
 the safety checker and the complexity score are imported from their own packages, lazily,
 so the service starts (and answers 503 on these routes) even when one of them is missing.
 """
