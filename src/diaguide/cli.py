@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--salt", default=None, help="de-identification secret (default: $DIAGUIDE_DEID_SALT)")
     s.add_argument("--out", required=True)
     s.add_argument("--no-progress", dest="progress", action="store_false")
+    s.add_argument(
+        "--plans", action="store_true", help="write {visit, plan} records: the physician's plan read from each record"
+    )
+    s.add_argument(
+        "--lab-days",
+        type=int,
+        default=30,
+        help="--plans, FHIR without lab orders: results this many days after a visit count as ordered",
+    )
 
     s = sub.add_parser("cohort", help="write a synthetic outpatient cohort")
     s.add_argument("--patients", type=int, default=200)
@@ -60,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fhir", action="store_true", help="also write FHIR R4 bundles of the same patients")
 
     s = sub.add_parser("dataset", help="build prompt/target training pairs split by patient")
-    s.add_argument("--cohort", required=True, help="cohort folder (visits.jsonl)")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cohort", help="cohort folder (visits.jsonl)")
+    where.add_argument("--records", help="a {visit, plan} JSONL file, e.g. from `diaguide ingest --plans`")
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-history", dest="history", action="store_false", help="leave visit history out")

@@ -1,6 +1,7 @@
-"""Training pairs from a cohort: `diaguide dataset --cohort DIR --out DIR`.
+"""Training pairs from a cohort: `diaguide dataset --cohort DIR --out DIR` (or `--records FILE`).
 
-Reads `DIR/visits.jsonl` ({"visit", "plan"} per line), renders each visit's prompt and its
+Reads `DIR/visits.jsonl` ({"visit", "plan"} per line; `--records`: any such file, e.g. the physicians' plans
+`diaguide ingest --plans` reads from a hospital's records, docs/records.md), renders each visit's prompt and its
 plan's target, and writes `train/val/test.jsonl` split BY PATIENT (every visit of a patient
 lands in one split, so no test patient's history was seen in training) plus `manifest.json`
 with counts, hashes, options and length statistics. Same cohort and seed, same bytes.
@@ -112,7 +113,7 @@ def _lengths(values: list[int]) -> dict[str, float]:
 
 
 def build_dataset(
-    cohort_dir: str | Path,
+    cohort_dir: str | Path | None,
     out_dir: str | Path,
     seed: int = 0,
     history: bool = True,
@@ -121,32 +122,37 @@ def build_dataset(
     guidance: bool = False,
     region: str = "ada",
     notes_facts: bool = False,
+    records: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write `out_dir/{train,val,test}.jsonl` and `manifest.json`; return the manifest. `notes_facts`: each prompt
-    carries a line of the facts read in the visit's notes (`guidance.notes_facts`).
+    carries a line of the facts read in the visit's notes (`guidance.notes_facts`). `records`: a `{visit, plan}`
+    JSONL file read in place of `cohort_dir/visits.jsonl`.
 
     Bad lines of the cohort are listed in `manifest["errors"]` (file and line number) and
     skipped; every good line is still used.
 
     Raises:
-        InputError: no `visits.jsonl` in `cohort_dir`, or not one usable record in it.
+        InputError: no `visits.jsonl` in `cohort_dir` (no `records` file), or not one usable record in it.
     """
-    source = Path(cohort_dir) / "visits.jsonl"
-    if not source.is_file():
-        raise InputError("no visits.jsonl here (expected a cohort folder)", source=str(cohort_dir), field="cohort")
-    records, errors = _read_cohort(source)
-    if not records:
+    if records is not None:
+        source = Path(records)
+        if not source.is_file():
+            raise InputError("no such file (expected {visit, plan} JSONL)", source=str(records), field="records")
+    else:
+        source = Path(cohort_dir or ".") / "visits.jsonl"
+        if not source.is_file():
+            raise InputError("no visits.jsonl here (expected a cohort folder)", source=str(cohort_dir), field="cohort")
+    read, errors = _read_cohort(source)
+    if not read:
         raise InputError(f"no usable record ({len(errors)} bad lines)", source=str(source))
     language: dict[str, str] = {}
-    for r in records:
+    for r in read:
         language.setdefault(r.visit.patient_id, r.visit.language)
     split_of = assign_splits(list(language), seed, val_frac, test_frac, strata=language)
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     seen_ids: dict[str, int] = {}
     targets: dict[str, int] = {}
-    for record in sorted(
-        records, key=lambda r: (_patient_key(r.visit.patient_id, seed), r.visit.date, r.visit.visit_id)
-    ):
+    for record in sorted(read, key=lambda r: (_patient_key(r.visit.patient_id, seed), r.visit.date, r.visit.visit_id)):
         visit, lang = record.visit, record.visit.language
         base = f"{visit.patient_id}/{visit.visit_id}"
         seen_ids[base] = seen_ids.get(base, 0) + 1
@@ -200,7 +206,7 @@ def build_dataset(
         }
     manifest = {
         "format_version": FORMAT_VERSION,
-        "source": {"file": str(source), "sha256": sha256_of(source), "records": len(records), "bad_lines": len(errors)},
+        "source": {"file": str(source), "sha256": sha256_of(source), "records": len(read), "bad_lines": len(errors)},
         "seed": seed,
         "options": {
             "history": history,
@@ -219,17 +225,25 @@ def build_dataset(
 
 
 def dataset_command(
-    cohort: str,
+    cohort: str | None,
     out: str,
     seed: int = 0,
     history: bool = True,
     guidance: bool = False,
     region: str = "ada",
     notes_facts: bool = False,
+    records: str | None = None,
 ) -> int:
     """`diaguide dataset`: 0 when every line was used, 1 when some were bad (named on stderr)."""
     manifest = build_dataset(
-        cohort, out, seed=seed, history=history, guidance=guidance, region=region, notes_facts=notes_facts
+        cohort,
+        out,
+        seed=seed,
+        history=history,
+        guidance=guidance,
+        region=region,
+        notes_facts=notes_facts,
+        records=records,
     )
     for line in manifest["errors"]:
         print(f"diaguide dataset: error: {line}", file=sys.stderr)

@@ -26,8 +26,11 @@ from diaguide.records import fhir_observations as fo
 from diaguide.records import fhir_resources as fr
 from diaguide.records.fhir_visits import LAB_WINDOW_DAYS, PatientData, patient_visits
 from diaguide.records.history import attach_history
-from diaguide.records.schema import Visit
+from diaguide.records.schema import Plan, Visit
 
+# read only for a plan (`records_from_bundle`): resources no Visit field comes from, kept raw
+PLAN_ONLY = frozenset({"ServiceRequest", "Goal", "CarePlan", "DocumentReference"})
+PLAN_ALSO = frozenset({"MedicationRequest", "MedicationStatement", "Composition"})
 _PATIENT_REF = re.compile(r"(?:^|/)(Patient/[^/]+)$")
 
 
@@ -40,6 +43,22 @@ def read_fhir_file(path: str | Path, *, window_days: int = LAB_WINDOW_DAYS) -> t
 
     Raises:
         InputError: the file is missing, empty, not JSON (truncated, binary) or not a Bundle.
+    """
+    return visits_from_bundle(load_bundle(path), str(path), window_days=window_days)
+
+
+def read_fhir_records(
+    path: str | Path, *, window_days: int = LAB_WINDOW_DAYS, lab_days: int = 30
+) -> tuple[list[tuple[Visit, Plan | None]], list[str], list[str]]:
+    """`read_fhir_file` with the physician's plan of each visit (`records_from_bundle`)."""
+    return records_from_bundle(load_bundle(path), str(path), window_days=window_days, lab_days=lab_days)
+
+
+def load_bundle(path: str | Path) -> Any:
+    """The parsed JSON of a FHIR file (optionally gzipped).
+
+    Raises:
+        InputError: the file is missing, empty, or not JSON (truncated, binary).
     """
     source = str(path)
     try:
@@ -63,8 +82,7 @@ def read_fhir_file(path: str | Path, *, window_days: int = LAB_WINDOW_DAYS) -> t
         ) from None
     except (UnicodeDecodeError, RecursionError):
         raise InputError("not a JSON text file (binary or not UTF-8)", source=source) from None
-    del data
-    return visits_from_bundle(bundle, source, window_days=window_days)
+    return bundle
 
 
 class _Index:
@@ -125,6 +143,43 @@ def visits_from_bundle(
     Raises:
         InputError: `bundle` is not a FHIR Bundle.
     """
+    people, warnings, _ = _read_bundle(bundle, source, window_days, plans=False)
+    return [v for _, visits in people for v in visits], warnings
+
+
+def records_from_bundle(
+    bundle: dict, source: str = "<bundle>", *, window_days: int = LAB_WINDOW_DAYS, lab_days: int = 30
+) -> tuple[list[tuple[Visit, Plan | None]], list[str], list[str]]:
+    """Each visit of a bundle with the physician's plan read from it (`plans_fhir.py`, docs/records.md).
+
+    Returns:
+        (pairs, warnings, problems): a visit whose plan cannot be derived comes with None; `problems` names
+        each order or visit the plan derivation could not use (file, resource, field).
+
+    Raises:
+        InputError: `bundle` is not a FHIR Bundle.
+    """
+    from diaguide.records.plans_fhir import patient_plans
+
+    people, warnings, ctx = _read_bundle(bundle, source, window_days, plans=True)
+    pairs: list[tuple[Visit, Plan | None]] = []
+    problems: list[str] = []
+    for p, visits in people:
+        pairs += patient_plans(p, visits, ctx, lab_days, problems)
+    return pairs, warnings, problems
+
+
+def _subject(raw: dict) -> str | None:
+    for key in ("subject", "patient"):
+        value = raw.get(key)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            return value["reference"]
+    return None
+
+
+def _read_bundle(
+    bundle: dict, source: str, window_days: int, plans: bool
+) -> tuple[list[tuple[PatientData, list[Visit]]], list[str], fr.Ctx]:
     if not isinstance(bundle, dict):
         raise InputError(f"not a FHIR Bundle (top-level JSON is a {type(bundle).__name__})", source=source)
     if bundle.get("resourceType") != "Bundle":
@@ -138,7 +193,9 @@ def visits_from_bundle(
     used: list[tuple[str, dict]] = []  # (identity for warnings, raw resource)
     for i, entry in enumerate(entries):
         raw = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(raw, dict) or raw.get("resourceType") not in fr.MODELS:
+        if not isinstance(raw, dict):
+            continue
+        if raw.get("resourceType") not in fr.MODELS and not (plans and raw.get("resourceType") in PLAN_ONLY):
             continue  # Claim, EOB, DELETE requests, OperationOutcome ... never parsed
         request = entry.get("request")
         request_url = request.get("url") if isinstance(request, dict) and isinstance(request.get("url"), str) else None
@@ -180,6 +237,10 @@ def visits_from_bundle(
 
     for ident, raw in used:
         rtype = raw["resourceType"]
+        if rtype in PLAN_ONLY:  # read raw by plans_fhir.py, only for --plans
+            if (p := owner(_subject(raw), rtype, ident)) is not None:
+                p.plan_raws.append((ident, raw))
+            continue
         if rtype in ("Patient", "Encounter") or (m := fr.validate(raw, ctx, ident)) is None:
             continue
         try:
@@ -187,7 +248,13 @@ def visits_from_bundle(
         except Exception as exc:  # a shape no generator we know writes: one warning, not a lost file
             ctx.warn(rtype, ident, f"could not be read ({type(exc).__name__}: {exc}); resource skipped")
             continue
-        if not recs or (p := owner(recs[0].subject, rtype, ident)) is None:
+        if plans and rtype in PLAN_ALSO:  # a cancelled order reads as no medication, yet it can be a stop
+            p = owner(recs[0].subject if recs else _subject(raw), rtype, ident)
+            if p is not None:
+                p.plan_raws.append((ident, raw))
+            if not recs or p is None:
+                continue
+        elif not recs or (p := owner(recs[0].subject, rtype, ident)) is None:
             continue
         kinds = {
             "Condition": p.conditions,
@@ -197,10 +264,8 @@ def visits_from_bundle(
         }
         kinds.get(rtype, p.meds).extend(recs)
 
-    visits: list[Visit] = []
-    for p in [*patients.values(), *pseudo.values()]:
-        visits.extend(attach_history(patient_visits(p, ctx, window_days)))
-    return visits, warnings
+    people = [(p, attach_history(patient_visits(p, ctx, window_days))) for p in [*patients.values(), *pseudo.values()]]
+    return people, warnings, ctx
 
 
 def _records(

@@ -86,6 +86,7 @@ class EncounterRec:
     ambulatory: bool
     reason: str
     subject: str | None
+    end: dt.date | None = None  # period.end: orders dated up to it belong to the visit (docs/records.md)
 
 
 @dataclasses.dataclass
@@ -261,7 +262,8 @@ def read_encounter(m: Encounter, ctx: Ctx, ident: str) -> EncounterRec | None:
     else:  # no usable class: read the encounter type text
         ambulatory = any(_AMB_TEXT.search(concept_text(t)) for t in (m.type or ()))
     reason = next((concept_text(r) for r in (m.reasonCode or ()) if concept_text(r)), "")
-    return EncounterRec(date=date, ambulatory=ambulatory, reason=reason, subject=ref(m.subject))
+    end = to_date(period.end) if period else None
+    return EncounterRec(date=date, ambulatory=ambulatory, reason=reason, subject=ref(m.subject), end=end)
 
 
 def status_code(cc: Any) -> str:

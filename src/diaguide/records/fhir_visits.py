@@ -39,6 +39,7 @@ class PatientData:
     obs: list[fr.ObsRec] = dataclasses.field(default_factory=list)
     meds: list[fr.MedRec] = dataclasses.field(default_factory=list)
     allergies: list[fr.AllergyRec] = dataclasses.field(default_factory=list)
+    plan_raws: list[tuple[str, dict]] = dataclasses.field(default_factory=list)  # (key, resource), for --plans
 
 
 def patient_visits(p: PatientData, ctx: fr.Ctx, window_days: int) -> list[Visit]:
@@ -220,6 +221,16 @@ def _active(m: fr.MedRec, date: dt.date) -> bool:
     if m.stopped:  # stopped at an unknown date: trust it only at the visit that ordered it
         return m.start == date
     return True
+
+
+def medication_of(m: fr.MedRec) -> Medication:
+    """One medication record as a Medication: the formulary's name and class, the dose from the text when the
+    record has no dose of its own."""
+    name, cls = _classify(m.text, m.rxnorm)
+    dose = m.dose
+    if dose is None and (hit := _STRENGTH.search(m.text)):
+        dose = f"{hit[1]} {hit[2].lower()}"
+    return Medication(drug=name, drug_class=cls, dose=dose, frequency=m.frequency, since=m.start)
 
 
 def _medications(meds: list[fr.MedRec], date: dt.date) -> list[Medication]:

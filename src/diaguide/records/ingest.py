@@ -6,6 +6,12 @@ patient; then each patient's visits are read back, given their history and writt
 holds one patient's visits and the index, never the input. Problems are one line each on
 stderr (file, row, field); the good rows and files are written all the same, and the exit
 status is 1 when anything was rejected.
+
+With `plans`, each line is a `{visit, plan}` record (docs/records.md): the physician's plan read from
+the record, the visit's medication list the one in force before it. Problems met while deriving plans
+(an order without a date, a reference to an encounter the bundle lacks, a prescription that cannot be
+read, a duplicate order) are named one per line and counted; a visit whose plan cannot be derived is
+named, counted and not written.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from tqdm import tqdm
 from diaguide.errors import ConfigError, InputError
 from diaguide.records.deid import Deidentifier
 from diaguide.records.mapping import Mapping, load_mapping, shipped_mappings
-from diaguide.records.schema import Visit
+from diaguide.records.schema import CohortRecord, Plan, Visit
 
 SALT_ENV = "DIAGUIDE_DEID_SALT"
 LARGE_INPUT = 8 << 20  # bytes; below this a progress bar only flickers
@@ -43,6 +49,16 @@ class _Run:
     rows_failed: int = 0
     visits: int = 0
     warnings: int = 0
+    plans: bool = False
+    lab_days: int = 30
+    plan_problems: int = 0
+    no_plan: int = 0
+
+    def plan_problem(self, line: str) -> None:
+        """A problem met deriving plans: counted; the first SHOWN_WARNINGS are shown."""
+        self.plan_problems += 1
+        if self.plan_problems <= SHOWN_WARNINGS:
+            tqdm.write(f"plan: {line}", file=sys.stderr)
 
     def problem(self, line: str) -> None:
         tqdm.write(line, file=sys.stderr)  # above the progress bar, when there is one
@@ -59,10 +75,22 @@ class _Run:
         self.files_failed += 1
         self.problem(f"{path}: internal error reading this file ({type(exc).__name__}); the other files go on")
 
-    def write(self, visit: Visit, names: Iterable[str] = (), identifiers: Iterable[str] = ()) -> None:
+    def write(
+        self, visit: Visit, names: Iterable[str] = (), identifiers: Iterable[str] = (), plan: Plan | None = None
+    ) -> None:
         if self.deid is not None:
+            if plan is not None and plan.treatment:
+                text = self.deid.scrub(
+                    plan.treatment,
+                    patient_id=visit.patient_id,
+                    known_names=list(names),
+                    identifiers={visit.patient_id, visit.visit_id},
+                    known_identifiers=list(identifiers),
+                )
+                plan = plan.model_copy(update={"treatment": text})
             visit, _ = self.deid.deidentify_visit(visit, known_names=names, known_identifiers=identifiers)
-        self.out.write(visit.model_dump_json() + "\n")
+        line = visit.model_dump_json() if plan is None else CohortRecord(visit=visit, plan=plan).model_dump_json()
+        self.out.write(line + "\n")
         self.visits += 1
 
 
@@ -74,8 +102,14 @@ def ingest_command(
     salt: str | None = None,
     out: str = "visits.jsonl",
     progress: bool = True,
+    plans: bool = False,
+    lab_days: int = 30,
 ) -> int:
     """Ingest every file (folders: every file of the format inside) into `out` as Visit JSONL.
+
+    Args:
+        plans: write `{visit, plan}` records with the physician's plan read from each record (docs/records.md).
+        lab_days: FHIR without lab orders: lab results within this many days after a visit count as ordered.
 
     Returns:
         0 when every file and row was read, 1 when some were rejected (the rest are written).
@@ -105,7 +139,9 @@ def ingest_command(
         stream = open(out_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise ConfigError(f"cannot write: {exc.strerror}", source=str(out_path)) from None
-    run = _Run(out=stream, deid=deid)
+    if lab_days < 0:
+        raise ConfigError("must be 0 or more days", field="lab-days")
+    run = _Run(out=stream, deid=deid, plans=plans, lab_days=lab_days)
     for line in missing:
         run.files_failed += 1
         run.problem(line)
@@ -125,7 +161,7 @@ def ingest_command(
         else:
             _ingest_tabular(files, fmt, the_mapping, run, bar)
     _summary(run, out_path)
-    return 1 if run.files_failed or run.rows_failed else 0
+    return 1 if run.files_failed or run.rows_failed or run.no_plan else 0
 
 
 def _expand(paths: list[str], fmt: str, exclude: Path) -> tuple[list[Path], list[str]]:
@@ -152,12 +188,17 @@ def _expand(paths: list[str], fmt: str, exclude: Path) -> tuple[list[Path], list
 
 
 def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
-    from diaguide.records.fhir import read_fhir_file  # the FHIR stack loads only when asked for
+    from diaguide.records.fhir import read_fhir_file, read_fhir_records  # the FHIR stack loads only when asked for
 
     for path in files:
         run.files += 1
+        problems: list[str] = []
         try:
-            visits, warnings = read_fhir_file(path)
+            if run.plans:
+                pairs, warnings, problems = read_fhir_records(path, lab_days=run.lab_days)
+            else:
+                visits, warnings = read_fhir_file(path)
+                pairs = [(v, None) for v in visits]
         except InputError as exc:
             run.files_failed += 1
             run.problem(exc.line() if exc.source else f"{path}: {exc.line()}")
@@ -169,9 +210,14 @@ def _ingest_fhir(files: list[Path], run: _Run, bar: tqdm) -> None:
             bar.update(path.stat().st_size)
         for warning in warnings:
             run.warn(warning if str(path) in warning else f"{path}: {warning}")
-        names, identifiers = _fhir_known(path) if run.deid is not None and visits else (set(), set())
-        for visit in visits:
-            run.write(visit, names, identifiers)
+        for problem in problems:
+            run.plan_problem(problem)
+        names, identifiers = _fhir_known(path) if run.deid is not None and pairs else (set(), set())
+        for visit, plan in pairs:
+            if run.plans and plan is None:
+                run.no_plan += 1
+                continue
+            run.write(visit, names, identifiers, plan)
 
 
 def _fhir_known(path: Path) -> tuple[set[str], set[str]]:
@@ -329,7 +375,11 @@ def _summary(run: _Run, out: Path) -> None:
         parts.append(f"{run.files_failed} failed")
     if run.rows_failed:
         parts.append(f"{run.rows_failed} row{'s' if run.rows_failed != 1 else ''} rejected")
-    parts.append(f"{run.visits} visit{'s' if run.visits != 1 else ''} written to {out}")
+    what = "record" if run.plans else "visit"
+    parts.append(f"{run.visits} {what}{'s' if run.visits != 1 else ''} written to {out}")
+    if run.plans:
+        parts.append(f"{run.no_plan} visit{'s' if run.no_plan != 1 else ''} without a derivable plan (not written)")
+        parts.append(f"{run.plan_problems} plan problem{'s' if run.plan_problems != 1 else ''}")
     parts.append(f"{run.warnings} warning{'s' if run.warnings != 1 else ''}")
     print("ingest: " + ", ".join(parts), file=sys.stderr)
     if run.deid is not None:

@@ -179,12 +179,16 @@ class MedicationOrder(_Model):
     frequency: str | None = None
     reason: str = ""
     evidence: list[Evidence] = Field(default_factory=list, description="text facts the decision rests on")
+    basis: str = Field("", description="in a plan read from records: how this order was derived (docs/records.md)")
 
 
 class LabOrder(_Model):
     loinc: str
     name: str = ""
     reason: str = ""
+    basis: str = Field(
+        "", description="in a plan read from records: how it was derived, e.g. 'inferred from results' (docs/records.md)"
+    )
 
 
 class Finding(_Model):
@@ -203,6 +207,9 @@ class Plan(_Model):
     prompts: list[str] = Field(default_factory=list, description="physician-facing cautions")
     findings: list[Finding] = Field(default_factory=list)
     hba1c_goal: float | None = Field(None, description="% — the glycaemic goal chosen for this patient")
+    source: str | None = Field(
+        None, description="'record': what the physician did, read from a hospital's records (docs/records.md)"
+    )
 
 
 def kept_glucose_classes(plan: Plan) -> set[str]:
