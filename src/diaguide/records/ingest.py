@@ -296,6 +296,8 @@ def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _
             done = bar.n
             try:
                 file_mapping = mapping or _pick_mapping(path, fmt)
+                if file_mapping is None and run.plans:
+                    raise InputError("holds Visits already; --plans reads plans from source records", source=str(path))
                 if file_mapping is None:
                     _ingest_visit_lines(path, run)
                 else:
@@ -311,17 +313,37 @@ def _ingest_tabular(files: list[Path], fmt: str, mapping: Mapping | None, run: _
             bar.update(max(0, done + path.stat().st_size - bar.n))
         # a patient's visits may sit in several files (monthly exports): history is attached at the end
         for patient_id, offsets in spill.index.items():
+            names, identifiers = spill.names.get(patient_id, ()), spill.identifiers.get(patient_id, ())
+            if run.plans:
+                _write_plans(run, list(_read_back_plans(spill.file, offsets)), names, identifiers)
+                continue
             for visit in attach_history(list(_read_back(spill.file, offsets))):
-                run.write(visit, spill.names.get(patient_id, ()), spill.identifiers.get(patient_id, ()))
+                run.write(visit, names, identifiers)
+
+
+def _write_plans(run: _Run, rows: list, names: Iterable[str], identifiers: Iterable[str]) -> None:
+    """One patient's rows with their plans (`plans_his.py`); history summarises each earlier visit as written."""
+    from diaguide.records.history import attach_history
+    from diaguide.records.plans_his import patient_plans
+
+    inputs = {visit.visit_id: pin for visit, pin in rows}
+    with_history = attach_history([visit for visit, _ in rows])
+    for derived in patient_plans([(visit, inputs[visit.visit_id]) for visit in with_history]):
+        for line in derived.problems:
+            run.plan_problem(line)
+        if derived.plan is None:
+            run.no_plan += 1
+            continue
+        run.write(derived.visit, names, identifiers, derived.plan)
 
 
 def _spill_rows(path: Path, fmt: str, mapping: Mapping, spill: _Spill, run: _Run, bar: tqdm) -> None:
-    from diaguide.records.tabular import read_tabular
+    from diaguide.records.tabular import read_tabular, row_word
 
-    where = "row" if fmt == "csv" else "line"
+    where = row_word(path, fmt)
     start = bar.n
     moved = (lambda pos: bar.update(max(0, start + pos - bar.n))) if not bar.disable else None
-    for result in read_tabular(path, fmt, mapping, progress=moved):
+    for result in read_tabular(path, fmt, mapping, progress=moved, plans=run.plans):
         for warning in result.warnings:
             run.warn(f"{path} {where} {result.row}: {warning}")
         if result.error is not None or result.visit is None:
@@ -337,7 +359,10 @@ def _spill_rows(path: Path, fmt: str, mapping: Mapping, spill: _Spill, run: _Run
         spill.index.setdefault(visit.patient_id, []).append(spill.file.tell())
         spill.names.setdefault(visit.patient_id, set()).update(result.names)
         spill.identifiers.setdefault(visit.patient_id, set()).update(result.identifiers)
-        spill.file.write(visit.model_dump_json().encode("utf-8") + b"\n")
+        line = visit.model_dump_json()
+        if run.plans:
+            line = f'{{"visit": {line}, "in": {result.plan_in.model_dump_json()}}}'
+        spill.file.write(line.encode("utf-8") + b"\n")
 
 
 def _ingest_visit_lines(path: Path, run: _Run) -> None:
@@ -359,6 +384,17 @@ def _ingest_visit_lines(path: Path, run: _Run) -> None:
                     run.problem(exc.line())
         except UnicodeDecodeError:
             raise InputError("not UTF-8 text part-way through", source=str(path)) from None
+
+
+def _read_back_plans(spill: IO[bytes], offsets: list[int]) -> Iterator[tuple[Visit, object]]:
+    from diaguide.records.plans_his import PlanInput
+
+    end = spill.seek(0, os.SEEK_END)
+    for offset in offsets:
+        spill.seek(offset)
+        data = json.loads(spill.readline())
+        yield Visit.model_validate(data["visit"]), PlanInput.model_validate(data["in"])
+    spill.seek(end)
 
 
 def _read_back(spill: IO[bytes], offsets: list[int]) -> Iterator[Visit]:

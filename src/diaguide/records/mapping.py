@@ -2,6 +2,9 @@
 
 A mapping is data, not code: one YAML per hospital export (see `mappings/zh_his.yaml`).
 `--mapping zh_his` names a shipped mapping; anything with a slash or a `.yaml` suffix is a path.
+The keys under "plan" (this visit's prescription, the medications before it, lab orders, treatment
+advice) are read only by `diaguide ingest --plans` (docs/records.md); a file without those columns
+still ingests as Visits.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class DiagnosisColumns(_Spec):
     source: str | None = Field(None, description="where text_codes come from")
 
 
+class LabOrderColumn(ListColumn):
+    codes: dict[str, str] = Field(
+        default_factory=dict, description="lab order name -> LOINC, beyond the names of the `labs` columns"
+    )
+
+
 class LabColumn(_Spec):
     loinc: str
     unit: str = Field("", description="unit of the column's values unless a cell names its own")
@@ -88,17 +97,40 @@ class Mapping(_Spec):
     weight: MeasureColumn | None = None
     bmi: str | None = None
     pregnant: str | None = None
-    chief_complaint: str | None = None
-    present_illness: str | None = None
-    past_history: str | None = None
+    # a text field may join several columns ("现病史", "入院情况", "诊疗过程"), each then headed by its name
+    chief_complaint: str | list[str] | None = None
+    present_illness: str | list[str] | None = None
+    past_history: str | list[str] | None = None
     allergies: ListColumn | None = None
     diagnoses: DiagnosisColumns | None = None
     vitals: dict[str, MeasureColumn] = Field(default_factory=dict, description="Vitals field -> column")
     labs: dict[str, LabColumn] = Field(default_factory=dict, description="column -> LOINC and unit")
     medications: ListColumn | None = None
+    # read by `ingest --plans` only (docs/records.md)
+    prescription: ListColumn | None = Field(None, description="this visit's prescription (处方, 医嘱, 出院带药)")
+    current_medications: ListColumn | None = Field(
+        None, description="medications in force before the visit (现用药); else the previous prescription"
+    )
+    medications_from_text: list[str] = Field(
+        default_factory=list, description="free-text columns whose named drugs are the list before the visit"
+    )
+    lab_orders: LabOrderColumn | None = Field(None, description="lab tests ordered at the visit (检验申请)")
+    plan: str | list[str] | None = Field(None, description="treatment advice (处理意见, 治疗方案)")
     path: str = Field("", exclude=True)
 
-    @field_validator("date", "birth_date", "sex", "height", "weight", "allergies", "medications", mode="before")
+    @field_validator(
+        "date",
+        "birth_date",
+        "sex",
+        "height",
+        "weight",
+        "allergies",
+        "medications",
+        "prescription",
+        "current_medications",
+        "lab_orders",
+        mode="before",
+    )
     @classmethod
     def _bare_column(cls, v: object) -> object:
         return {"column": v} if isinstance(v, str) else v
@@ -131,7 +163,8 @@ class Mapping(_Spec):
         cols: list[str | None] = [self.visit_id, self.patient_id, self.date.column, self.patient_name, self.age]
         cols += [self.birth_date.column if self.birth_date else None, self.sex.column if self.sex else None]
         cols += [m.column if m else None for m in (self.height, self.weight)]
-        cols += [self.bmi, self.pregnant, self.chief_complaint, self.present_illness, self.past_history]
+        cols += [self.bmi, self.pregnant, *text_columns(self.chief_complaint)]
+        cols += [*text_columns(self.present_illness), *text_columns(self.past_history)]
         cols += [self.allergies.column if self.allergies else None]
         if self.diagnoses:
             cols += [self.diagnoses.column, self.diagnoses.display_column]
@@ -141,8 +174,21 @@ class Mapping(_Spec):
         cols += self.identifiers
         return list(dict.fromkeys(c for c in cols if c))
 
+    def plan_columns(self) -> list[str]:
+        """The columns only `ingest --plans` reads; a file may lack them when it is ingested as Visits."""
+        cols = [m.column for m in (self.prescription, self.current_medications, self.lab_orders) if m]
+        cols += [*self.medications_from_text, *text_columns(self.plan)]
+        return list(dict.fromkeys(cols))
+
     def date_formats(self, spec: DateColumn) -> list[str]:
         return list(dict.fromkeys([*spec.formats, *DEFAULT_DATE_FORMATS]))
+
+
+def text_columns(spec: str | list[str] | None) -> list[str]:
+    """The columns of a text field: none, one, or several."""
+    if spec is None:
+        return []
+    return [spec] if isinstance(spec, str) else list(spec)
 
 
 def shipped_mappings() -> dict[str, Path]:

@@ -124,7 +124,7 @@ def medication_actions(
         ended: drugs the visit ends explicitly (a stopped order, an end date at the visit).
         absent: what a drug on `before` that the visit neither wrote nor ended became: "continue" where a
             visit writes only what changes (FHIR orders), "stop" where it writes the whole regimen (an HIS
-            prescription).
+            prescription), "drop" (no order) where `before` was read from free text.
     """
     prior = {drug_key(m.drug): m for m in before}
     stopped = {drug_key(e.medication.drug): e for e in ended}
@@ -150,6 +150,8 @@ def medication_actions(
             done.add(key)
     for key, m in prior.items():
         if key in done:
+            continue
+        if absent == "drop":
             continue
         if absent == "stop":
             orders.append(_order(m, "stop", "in force before the visit, not in its prescription"))

@@ -27,7 +27,7 @@ from diaguide.errors import InputError
 from diaguide.knowledge.formulary import drug_class_of
 from diaguide.records import terminology
 from diaguide.records.jsonl import json_lines
-from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, load_mapping, parse_date
+from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, load_mapping, parse_date, text_columns
 from diaguide.records.schema import Allergy, Diagnosis, Lab, Medication, Patient, Visit, Vitals
 from diaguide.records.units import analyte_for, canonical_loinc, to_canonical
 
@@ -59,6 +59,7 @@ class RowResult:
     names: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
     warnings: list[str] = dataclasses.field(default_factory=list)
+    plan_in: Any = None  # plans_his.PlanInput, read with `plans=True`
 
 
 def open_text(path: Path) -> io.TextIOWrapper:
@@ -138,9 +139,24 @@ def _csv_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dict[
         yield i, {k: v for k, v in row.items() if k is not None}, header
 
 
+def is_json_array(path: Path) -> bool:
+    """True when a .json/.jsonl export is one JSON array of records (as CDrugRed ships) rather than JSON Lines."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(codecs.BOM_UTF8).lstrip()
+    return head.startswith(b"[")
+
+
 def _jsonl_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError, list[str]]]:
     header: list[str] = []  # the keys of the first record stand for the file's columns
-    for i, obj in json_lines(stream):
+    if is_json_array(path):  # records numbered from 1 in the array's order
+        try:
+            items = json.load(stream)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not a JSON array: {exc.msg} at line {exc.lineno}", source=str(path)) from None
+        lines: Any = enumerate(items, start=1)
+    else:
+        lines = json_lines(stream)
+    for i, obj in lines:
         if isinstance(obj, json.JSONDecodeError):
             yield i, InputError(f"not JSON: {obj.msg}", source=f"{path} line {i}"), header
             continue
@@ -152,12 +168,17 @@ def _jsonl_rows(stream: io.TextIOWrapper, path: Path) -> Iterator[tuple[int, dic
 
 
 def read_tabular(
-    path: str | Path, fmt: str, mapping: Mapping | str | Path, progress: Callable[[int], None] | None = None
+    path: str | Path,
+    fmt: str,
+    mapping: Mapping | str | Path,
+    progress: Callable[[int], None] | None = None,
+    plans: bool = False,
 ) -> Iterator[RowResult]:
     """Each row of a CSV/JSONL export as a Visit (without history) or the error that stopped it.
 
     Args:
         mapping: a loaded Mapping, a mapping file, or the name of a shipped one (`zh_his`).
+        plans: also read the columns of the physician's plan (`plans_his.plan_input`, docs/records.md).
 
     Raises:
         InputError: file-level problems (empty, binary, not text, a mapped column the file lacks).
@@ -167,10 +188,11 @@ def read_tabular(
     if not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
     checked = False
-    where = "row" if fmt == "csv" else "line"
+    where = row_word(path, fmt)
     for row, cells, header in iter_rows(path, fmt, progress):
         if not checked and not isinstance(cells, InputError):
-            missing = [c for c in mapping.columns() if c not in header]
+            wanted = [*mapping.columns(), *(_plan_columns(mapping) if plans else [])]
+            missing = [c for c in dict.fromkeys(wanted) if c not in header]
             if missing:
                 raise InputError(
                     f"mapping {mapping.path or mapping.name} names column(s) {', '.join(missing)} "
@@ -186,7 +208,32 @@ def read_tabular(
             result.visit = visit_from_row(cells, mapping, result)
         except InputError as exc:
             result.error = InputError(exc.message, source=f"{path} {where} {row}", field=exc.field)
+        if plans and result.visit is not None:
+            from diaguide.records.plans_his import plan_input
+
+            result.plan_in = plan_input(cells, mapping, f"{path} {where} {row}")
         yield result
+
+
+def row_word(path: Path, fmt: str) -> str:
+    """How a file's records are named in messages: CSV rows, JSONL lines, records of a JSON array."""
+    if fmt == "csv":
+        return "row"
+    return "record" if is_json_array(path) else "line"
+
+
+def _plan_columns(mapping: Mapping) -> list[str]:
+    """With --plans a file must hold the prescription column; the others are read when they are there."""
+    return [mapping.prescription.column] if mapping.prescription else []
+
+
+def text_of(cells: dict[str, Any], spec: str | list[str] | None) -> str:
+    """A text field: one column as it is, several joined one a line, each headed by its column's name."""
+    columns = text_columns(spec)
+    if len(columns) == 1:
+        return _cell(cells, columns[0])
+    parts = [(c, _cell(cells, c)) for c in columns]
+    return "\n".join(f"{c}{'：' if not c.isascii() else ': '}{v}" for c, v in parts if v)
 
 
 def _cell(cells: dict[str, Any], column: str | None) -> str:
@@ -276,9 +323,9 @@ def visit_from_row(cells: dict[str, Any], m: Mapping, result: RowResult | None =
             patient_id=patient_id,
             date=date,
             patient=patient,
-            chief_complaint=_cell(cells, m.chief_complaint),
-            present_illness=_cell(cells, m.present_illness),
-            past_history=_cell(cells, m.past_history),
+            chief_complaint=text_of(cells, m.chief_complaint),
+            present_illness=text_of(cells, m.present_illness),
+            past_history=text_of(cells, m.past_history),
             allergies=_allergies(cells, m),
             diagnoses=diagnoses,
             vitals=vitals,
