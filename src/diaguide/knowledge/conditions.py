@@ -14,11 +14,9 @@ import datetime as dt
 import functools
 import math
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from diaguide import clinical_data
 from diaguide.errors import ConfigError
 from diaguide.knowledge import text_derive, text_facts
 from diaguide.knowledge.formulary import drug_class_of
@@ -27,10 +25,9 @@ from diaguide.notes import NoteFacts
 from diaguide.records import units
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Evidence, Medication, Visit
 
-GUIDELINE_YAML = Path(__file__).with_name("guideline.yaml")
+GUIDELINE_YAML = clinical_data.path("knowledge/guideline.yaml")
 REGIONS = ("ada", "cds")
 # libyaml's parser when PyYAML was built with it: guideline.yaml parses ~8x faster (0.15 -> 0.02 s)
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 __all__ = [
     "Facts",
     "counts_for_patient",
@@ -47,8 +44,7 @@ __all__ = [
 @functools.cache
 def knowledge() -> dict[str, Any]:
     """guideline.yaml, parsed once."""
-    with GUIDELINE_YAML.open(encoding="utf-8") as f:
-        return yaml.load(f, Loader=YAML_LOADER)
+    return clinical_data.read(GUIDELINE_YAML)
 
 
 @functools.cache

@@ -13,16 +13,13 @@ import dataclasses
 import functools
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from diaguide import clinical_data
 from diaguide.errors import ConfigError
 from diaguide.records.schema import DRUG_CLASSES
 
-FORMULARY_PATH = Path(__file__).with_name("formulary.yaml")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the formulary ~10x faster
+FORMULARY_PATH = clinical_data.path("knowledge/formulary.yaml")
 
 _ATC_RE = re.compile(r"^[A-Z]\d\d[A-Z]{2}\d\d$")
 # "860975", "rxnorm:860975", "http://www.nlm.nih.gov/research/umls/rxnorm|860975"
@@ -117,10 +114,7 @@ class _Index:
 
 @functools.lru_cache(maxsize=1)
 def _index() -> _Index:
-    try:
-        data = yaml.load(FORMULARY_PATH.read_text(encoding="utf-8"), Loader=_LOADER)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read formulary: {exc}", source=str(FORMULARY_PATH)) from exc
+    data = clinical_data.read(FORMULARY_PATH)
     drugs: dict[str, Drug] = {}
     for i, entry in enumerate(data.get("drugs") or []):
         drug = _drug_from_entry(entry, i)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from diaguide.knowledge.conditions import YAML_LOADER, Facts, derive, medication_class, region_config
+from diaguide import clinical_data
+from diaguide.knowledge.conditions import Facts, derive, medication_class, region_config
 from diaguide.records import units
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, LabOrder, Visit
 
-MONITORING_YAML = Path(__file__).with_name("monitoring.yaml")
+MONITORING_YAML = clinical_data.path("knowledge/monitoring.yaml")
 
 # VisitSummary fields that record an earlier result of an analyte.
 _HISTORY_FIELD = {
@@ -36,8 +34,7 @@ _HISTORY_FIELD = {
 
 @functools.cache
 def monitoring_knowledge() -> dict[str, Any]:
-    with MONITORING_YAML.open(encoding="utf-8") as f:
-        return yaml.load(f, Loader=YAML_LOADER)
+    return clinical_data.read(MONITORING_YAML)
 
 
 def _matches(when: dict[str, Any], facts: Facts) -> bool:

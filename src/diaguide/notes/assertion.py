@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from pathlib import Path
 
-import yaml
+from diaguide import clinical_data
 
-CONTEXT_YAML = Path(__file__).with_name("context.yaml")
+CONTEXT_YAML = clinical_data.path("notes/context.yaml")
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # sentence ends: Chinese and English stops, line breaks; a full stop only when not inside a number (2.8 mmol/L)
@@ -35,8 +34,7 @@ class Sentence:
 
 @functools.cache
 def _context() -> dict:
-    with CONTEXT_YAML.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return clinical_data.read(CONTEXT_YAML)
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str]:

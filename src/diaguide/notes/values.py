@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
+from diaguide import clinical_data
 
-VALUES_YAML = Path(__file__).with_name("values.yaml")
+VALUES_YAML = clinical_data.path("notes/values.yaml")
 _NUMBER = r"(\d+(?:\.\d+)?)"
 # what may stand between an analyte's name and its number: linking words only, so "血糖控制不佳，HbA1c 9.2%" gives
 # no glucose of 1 (the digit of HbA1c) and "glucose was high, creatinine 2.1" no glucose of 2.1
@@ -42,8 +41,7 @@ _DAYS = {"day": 1, "天": 1, "日": 1, "week": 7, "周": 7, "month": 30, "个月
 
 @functools.cache
 def analytes() -> dict[str, Any]:
-    with VALUES_YAML.open(encoding="utf-8") as fh:
-        spec = yaml.safe_load(fh)["analytes"]
+    spec = clinical_data.read(VALUES_YAML)["analytes"]
     for entry in spec.values():
         names = "|".join(f"(?:{n})" for n in entry["names"])
         # the name, a few linking words (was, of, :, 为, 最低 ...), then the number (a range keeps its low end)

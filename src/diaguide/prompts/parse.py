@@ -15,11 +15,10 @@ import functools
 import json
 import re
 import unicodedata
-from importlib import resources
 
-import yaml
 from pydantic import ValidationError
 
+from diaguide import clinical_data
 from diaguide.knowledge.formulary import ingredients, lookup
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
@@ -69,7 +68,7 @@ def _compact(text: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _vocab() -> dict[str, dict[str, str]]:
-    raw = yaml.safe_load(resources.files(__package__).joinpath("vocab.yaml").read_text(encoding="utf-8"))
+    raw = clinical_data.load("prompts/vocab.yaml")
     keys = {_compact(s): key for key, spellings in raw["keys"].items() for s in [key, *spellings]}
     actions = {_nfkc(s).lower(): action for action, spellings in raw["actions"].items() for s in spellings}
     classes = {_compact(c): c for c in DRUG_CLASSES}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
-import yaml
+from diaguide import clinical_data
 
 SNOMED = "snomed"
 ICD10 = "icd10"
@@ -58,7 +57,7 @@ def system_name(url: str | None) -> str | None:
 
 @functools.cache
 def _tables() -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern[str], str]]]:
-    data = yaml.safe_load((Path(__file__).with_name("terminology.yaml")).read_text(encoding="utf-8"))
+    data = clinical_data.load("records/terminology.yaml")
     snomed = {str(e["snomed"]): (e["icd10"], e.get("display", "")) for e in data["snomed"]}
     text = [(re.compile(e["pattern"], re.IGNORECASE), e["icd10"]) for e in data["text"]]
     return snomed, text

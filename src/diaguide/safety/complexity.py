@@ -7,11 +7,11 @@ Every reason is listed, so the score can be checked by hand.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from diaguide import clinical_data
 from diaguide.knowledge.conditions import Facts, has_condition_spec
 from diaguide.knowledge.regions import resolve_region
 from diaguide.records.schema import Plan, Visit
@@ -19,7 +19,7 @@ from diaguide.safety.facts import patient_facts
 from diaguide.safety.regimen import build_regimen
 from diaguide.safety.rules import holds, load_yaml, targets
 
-COMPLEXITY_PATH = Path(__file__).with_name("complexity.yaml")
+COMPLEXITY_PATH = clinical_data.path("safety/complexity.yaml")
 
 
 class Complexity(BaseModel):

@@ -6,24 +6,16 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from diaguide import clinical_data
 from diaguide.errors import ConfigError
 
-RULES_PATH = Path(__file__).with_name("rules.yaml")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when libyaml is there
+RULES_PATH = clinical_data.path("safety/rules.yaml")
 
 
 @functools.cache
 def load_yaml(path: Path) -> dict[str, Any]:
     """A knowledge YAML file, parsed once."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=str(path)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", source=str(path))
-    return data
+    return clinical_data.read(path)
 
 
 @functools.cache

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from diaguide import clinical_data
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
 from diaguide.records.schema import Finding
@@ -12,7 +12,7 @@ from diaguide.safety.data import check_message
 from diaguide.safety.regimen import Entry, Regimen
 from diaguide.safety.rules import holds, load_yaml, render, targets
 
-INTERACTIONS_PATH = Path(__file__).resolve().parent.parent / "knowledge" / "interactions.yaml"
+INTERACTIONS_PATH = clinical_data.path("knowledge/interactions.yaml")
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
