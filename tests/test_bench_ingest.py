@@ -7,7 +7,7 @@ import json
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from diaguide.bench_ingest import bench_ingest, synthea_like_bundle
+from diaguide.bench.ingest import bench_ingest, synthea_like_bundle
 from diaguide.records.fhir import visits_from_bundle
 
 

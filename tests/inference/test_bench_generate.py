@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.slow
 @pytest.mark.native("llama.cpp")
 def test_quick_bench_writes_every_engine_and_goal(tmp_path) -> None:
-    from diaguide.inference.bench_generate import bench_generate
+    from diaguide.bench.generate import bench_generate
 
     out = tmp_path / "generate.json"
     assert bench_generate(out=str(out), quick=True) == 0

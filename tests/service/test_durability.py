@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from diaguide.bench_serve import free_port, prefetch, start_server, stop_server
+from diaguide.bench.serve import free_port, prefetch, start_server, stop_server
 from diaguide.service.store import AuditRecord, Store
 
 KILL_AFTER = 15

@@ -2,7 +2,7 @@
 
 import json
 
-from diaguide.training.bench_train import bench_train
+from diaguide.bench.train import bench_train
 
 
 def test_quick_bench_writes_both_paths_and_their_ratio(tmp_path):

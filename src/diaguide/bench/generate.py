@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from diaguide.bench import machine_info
 from diaguide.inference.engine import MAX_NEW_TOKENS, Engine, recommend
+from diaguide.machine import machine_info
 from diaguide.prompts import render_prompt
 from diaguide.prompts.guidance import PromptStyle, guideline_plan
 

@@ -368,7 +368,7 @@ def bench_ingest(out: str, quick: bool = False) -> int:
     import pydantic
 
     import diaguide
-    from diaguide.bench import machine_info
+    from diaguide.machine import machine_info
 
     megabytes, file_mb = (2.0, (1.0,)) if quick else (100.0, (30.0, 4.0, 12.0, 6.0, 20.0, 3.0, 9.0, 5.0, 15.0))
     with tempfile.TemporaryDirectory(prefix="diaguide-bench-ingest-") as tmp:

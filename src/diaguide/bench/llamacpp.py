@@ -10,7 +10,7 @@ greedily under each configuration, in the same run:
 
 Every configuration runs in its own child process (a build with AMX kernels may crash on this CPU: the crash is
 recorded, the bench goes on), in rounds that alternate the configurations so drift on a shared machine hits them
-alike. The figure is decoding tokens/s after the prompt is read, the serving engine's unit (`bench_generate.py`);
+alike. The figure is decoding tokens/s after the prompt is read, the serving engine's unit (`bench/generate.py`);
 each configuration is also given as a ratio to the installed build with extra buffers on, the baseline.
 """
 
@@ -27,9 +27,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from diaguide.bench import machine_info
 from diaguide.errors import InputError
 from diaguide.inference.probe import signal_name
+from diaguide.machine import machine_info
 
 ROUNDS = 3
 NEW_TOKENS = 128
@@ -37,8 +37,8 @@ NEW_TOKENS = 128
 
 def _prompt_ids(n: int) -> tuple[Path, list[list[int]], str]:
     """The served GGUF and the token ids of `n` rendered visits, as serving would send them."""
+    from diaguide.bench.generate import _visits
     from diaguide.inference.base_model import bundled_gguf, load_tokenizer
-    from diaguide.inference.bench_generate import _visits
     from diaguide.inference.engine import chat_text
     from diaguide.inference.registry import default_adapter, merged_gguf
     from diaguide.prompts import render_prompt
@@ -105,7 +105,7 @@ def _run_config(python_path: Path | None, gguf: Path, prompts_file: Path, extra_
     env = {**os.environ}
     if python_path is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(python_path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [sys.executable, "-m", "diaguide.inference.bench_llamacpp", "--child", str(gguf), str(prompts_file)]
+    cmd = [sys.executable, "-m", "diaguide.bench.llamacpp", "--child", str(gguf), str(prompts_file)]
     cmd += ["1" if extra_bufts else "0", str(threads)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if done.returncode < 0:

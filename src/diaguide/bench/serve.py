@@ -300,7 +300,7 @@ def extraction(quick: bool = False) -> dict[str, Any]:
 
 def bench_serve(out: str, quick: bool = False) -> int:
     """Run the service in a child process and load it from another; write JSON to `out`."""
-    from diaguide.bench import machine_info
+    from diaguide.machine import machine_info
 
     requests = 40 if quick else 300
     with tempfile.TemporaryDirectory(prefix="diaguide-bench-") as tmp:
@@ -319,7 +319,7 @@ def bench_serve(out: str, quick: bool = False) -> int:
             server = start_server(env, port, folder / f"server-{workers}.log", workers=workers)
             try:
                 code = (
-                    "import json,sys; from diaguide.bench_serve import load; "
+                    "import json,sys; from diaguide.bench.serve import load; "
                     f"print(json.dumps(load('http://127.0.0.1:{port}', {requests}, {str(key)!r}, 120.0)))"
                 )
                 done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

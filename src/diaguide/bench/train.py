@@ -177,7 +177,7 @@ def _memory_probe(path: str, quick: bool, threads: int) -> dict:
 
 def bench_train(out: str, quick: bool = False) -> int:
     """Time our LoRA training step against HF + PEFT padded batches; write JSON to `out`."""
-    from diaguide.bench import machine_info
+    from diaguide.machine import machine_info
 
     # DIAGUIDE_BENCH_THREADS pins torch's intra-op threads: on a shared machine two threads that wait on
     # each other whenever another process holds a core make every op erratic; both paths get the same setting

@@ -261,7 +261,7 @@ def _physician_reference(examples: list[Example], context: dict[str, Any]) -> di
 
 
 def _machine() -> dict[str, Any]:
-    from diaguide.bench import machine_info
+    from diaguide.machine import machine_info
 
     return machine_info()
 

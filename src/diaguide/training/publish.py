@@ -133,7 +133,7 @@ def _training_facts(run: Path) -> dict:
     # wall time: from the resolved config (written at the start) to the summary (written at the end)
     started, ended = run / "config.resolved.yaml", run / "summary.json"
     wall = round(ended.stat().st_mtime - started.stat().st_mtime) if started.is_file() and ended.is_file() else "?"
-    from diaguide.bench import machine_info
+    from diaguide.machine import machine_info
 
     machine = machine_info()
     device = machine.get("accelerator") or f"{machine['processor']} ({machine['cpu_count']} cores, CPU)"
