@@ -27,9 +27,20 @@ from diaguide.records.units import analyte_for, canonical_loinc
 IN_PRESCRIPTION = "in this visit's prescription"
 _LOINC = re.compile(r"^\d{1,7}-\d$")
 _NAME_CHARS = re.compile(r"[A-Za-z\u3400-\u9fff]")
-# a clause that says a drug was stopped or switched away from: its drugs are not on the list before
-_STOPPED = re.compile(r"停用|停药|已停|自行停|停服|改为|换用|stopped|discontinued|switched from", re.IGNORECASE)
+# a clause that says a drug was stopped, switched away from or taken formerly: not on the list before; a clause
+# that only says so ("曾服用格列美脲，已停用") stops the drugs of the clause before it
+_STOPPED = re.compile(
+    r"停用|停药|已停|自行停|停服|曾(?:经)?(?:服用|口服|使用|注射)|previously|formerly|stopped|discontinued",
+    re.IGNORECASE,
+)
+_STOP_ONLY = re.compile(r"^\s*(?:后|现|均|现已|已)?(?:停用|停药|停服|已停)", re.IGNORECASE)
+# a switch: what follows the cue is taken now, what precedes it (and a clause just before it) is not
+_SWITCH = re.compile(r"改为|换用|改用|调整为|换为|\b(?:switched|changed)\b(?:\s+\S+){0,4}?\s+to\b", re.IGNORECASE)
+_SWITCH_START = re.compile(
+    r"^\s*(?:后|现|遂|再|then|later|now)?\s*(?:改为|换用|改用|调整为|换为|switched|changed)", re.I
+)
 _CLAUSE = re.compile(r"[。；;，,\n]")
+_FORM = re.compile(r"(?:缓释|控释|肠溶|分散)?(?:片|胶囊|注射液|颗粒|丸)$|\s+(?:tablets?|capsules?|injection)$", re.I)
 
 
 class PlanInput(BaseModel):
@@ -94,20 +105,46 @@ def _lab_orders(cells: dict[str, Any], m: Mapping, pin: PlanInput) -> list[LabOr
     return list(out.values())
 
 
-def drugs_in_text(text: str) -> list[Medication]:
-    """Formulary drugs a free text names as taken: not negated ('否认', 'no'), not in a clause that stops them."""
-    out: dict[str, Medication] = {}
+def _taken_clauses(text: str) -> list[tuple[Any, int, str]]:
+    """(sentence, offset, clause) of each clause that does not stop or switch away from a drug."""
+    out = []
     for sentence in sentences(text):
-        for clause in _CLAUSE.split(sentence.text):
-            if not clause.strip() or _STOPPED.search(clause):
+        clauses = _CLAUSE.split(sentence.text)
+        for i, clause in enumerate(clauses):
+            after = clauses[i + 1] if i + 1 < len(clauses) else ""
+            if not clause.strip() or _STOP_ONLY.search(after) or _SWITCH_START.search(after):
                 continue
             start = sentence.text.find(clause)
-            for drug in formulary.ingredients(clause):
-                at = min((i for name in drug.names() if (i := clause.lower().find(name.lower())) >= 0), default=0)
-                where = start + at
-                if assertion_of(sentence, where, where + 1) in ("negated", "hypothetical", "family"):
-                    continue
-                out.setdefault(drug.name, Medication(drug=drug.name, drug_class=drug.drug_class))
+            if switch := _SWITCH.search(clause):
+                out.append((sentence, start + switch.end(), clause[switch.end() :]))
+            elif not _STOPPED.search(clause):
+                out.append((sentence, start, clause))
+    return out
+
+
+def _asserted(sentence: Any, at: int) -> bool:
+    return assertion_of(sentence, at, at + 1) not in ("negated", "hypothetical", "family")
+
+
+def drugs_in_text(text: str, written: list[Medication] = ()) -> list[Medication]:  # type: ignore[assignment]
+    """Drugs a free text names as taken, with the name it uses: not negated ('否认'), not in a clause that stops
+    them ('已停用'). Formulary drugs by any of their names; a `written` drug the formulary does not know by its
+    own name, less its dosage form ('非布司他片' is named as '非布司他')."""
+    out: dict[str, Medication] = {}
+    for sentence, start, clause in _taken_clauses(text):
+        lowered = clause.lower()
+        for drug in formulary.ingredients(clause):
+            found = [(i, name) for name in drug.names() if (i := lowered.find(name.lower())) >= 0]
+            at, name = min(found) if found else (0, drug.name)
+            if _asserted(sentence, start + at):
+                out.setdefault(
+                    drug.name, Medication(drug=clause[at : at + len(name)] or name, drug_class=drug.drug_class)
+                )
+        for med in written:
+            name = _FORM.sub("", med.drug)
+            at = clause.find(name) if len(name) >= 2 and formulary.lookup(med.drug) is None else -1
+            if at >= 0 and _asserted(sentence, start + at):
+                out.setdefault(rp.drug_key(med.drug), Medication(drug=med.drug, drug_class=med.drug_class))
     return list(out.values())
 
 
@@ -120,7 +157,7 @@ def plan_input(cells: dict[str, Any], m: Mapping, where: str) -> PlanInput:
         pin.current = _medications(items, m.current_medications.column, pin)
     elif m.medications_from_text:
         pin.from_text = True
-        pin.current = drugs_in_text("\n".join(_cell(cells, c) for c in m.medications_from_text))
+        pin.current = drugs_in_text("\n".join(_cell(cells, c) for c in m.medications_from_text), pin.prescription or [])
     pin.labs = _lab_orders(cells, m, pin)
     pin.treatment = text_of(cells, m.plan) if text_columns(m.plan) else ""
     return pin
