@@ -22,12 +22,14 @@ from diaguide.records.schema import Plan, Visit
 from diaguide.service import engine
 from diaguide.service.auth_users import COOKIE, Principal, authenticate
 from diaguide.service.deps import Ctx, audit_note, current_user
+from diaguide.service.narrative_text import readable
 from diaguide.service.page_view import ACTION_ZH, TEXT, evidence, medication_rows
 from diaguide.service.rest import store_result
 from diaguide.service.store import Feedback, Narrative, Recommendation
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+templates.env.filters["readable"] = readable  # the narrative as sentences, not GOAL:/MED: lines
 LANG_COOKIE = "diaguide_lang"
 Viewer = Annotated[Principal | None, Depends(current_user)]
 
