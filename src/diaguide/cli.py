@@ -117,7 +117,11 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="score engines on the held-out split")
     s.add_argument("--out", required=True)
-    s.add_argument("--engines", default="base,lora,ptuning_v2,rules,carry_forward")
+    s.add_argument(
+        "--engines",
+        default="base,lora,ptuning_v2,rules,carry_forward",
+        help="engines to score; the carry_forward baseline is added when missing",
+    )
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--lang", choices=["en", "zh"], default=None)
     s.add_argument("--dataset", default=None)

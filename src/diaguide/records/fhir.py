@@ -9,7 +9,9 @@ wrote comes from narrative Observations (10154-3 chief complaint, 10164-2 presen
 past history), document Compositions with those sections, and Condition.note; the visit's
 language from Patient.communication, else from the share of Chinese in those texts. Resource extraction
 lives in `fhir_resources.py` and `fhir_observations.py`, Visit assembly in `fhir_visits.py`;
-this module reads the file, indexes the bundle and resolves references.
+this module reads the file, indexes the bundle and resolves references. With plans
+(`records_from_bundle`), the orders, goals and care plans are also kept for `plans_fhir.py`
+(docs/records.md).
 """
 
 from __future__ import annotations
