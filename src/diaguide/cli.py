@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "bench": "diaguide.bench:bench_command",
     "demo": "diaguide.demo:demo_command",
     "doctor": "diaguide.doctor:doctor_command",
+    "synthea": "diaguide.synthea:synthea_command",
 }
 
 
@@ -151,6 +152,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--no-serve", dest="serve", action="store_false", help="prepare and summarise only")
+
+    s = sub.add_parser("synthea", help="a Synthea population as outside records (docs/evaluation.md)")
+    act = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = act.add_parser("generate", help="simulate patients; write the FHIR bundles of those with diabetes")
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--min-train", type=int, default=300, help="stop once the training split has this many visits")
+    g.add_argument("--min-test", type=int, default=100, help="... and the test split this many")
+    g.add_argument("--split-seed", type=int, default=0, help="the seed `diaguide dataset` will split with")
+    g.add_argument("--max-patients", type=int, default=20000)
+    g.add_argument("--since", default=None, help="count visits from this day (default: from the diagnosis)")
+    g.add_argument("--reference-date", default=None, help="the simulation's today (default 2025-01-01)")
+    g = act.add_parser("select", help="keep the ingested visits with diabetes in the study window")
+    g.add_argument("records")
+    g.add_argument("--since", default=None, help="first day kept (default: every visit with diabetes)")
+    g.add_argument("--out", required=True)
 
     s = sub.add_parser("doctor", help="check this install: versions, CPU, llama.cpp build, database, model, engine")
     s.add_argument("--no-probe", dest="probe", action="store_false", help="do not start the engine in a child process")

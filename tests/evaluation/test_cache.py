@@ -119,9 +119,9 @@ def test_the_ablation_option_picks_the_engines(tmp_path: Path, small_dataset: Pa
     args = {"out": str(out), "engines": "lora,base,rules", "limit": 3, "lang": None, "dataset": str(small_dataset)}
     assert evaluate_command(**args, ablation="lora") == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["engines"]) == {"lora", "lora@no_history", "base", "rules"}
+    assert set(metrics["engines"]) == {"lora", "lora@no_history", "base", "rules", "carry_forward"}
     assert evaluate_command(**args, ablation="none") == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["engines"]) == {"lora", "base", "rules"}
+    assert set(metrics["engines"]) == {"lora", "base", "rules", "carry_forward"}
     with pytest.raises(InputError, match="unknown engine rules"):
         evaluate_command(**args, ablation="rules")

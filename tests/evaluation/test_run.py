@@ -45,7 +45,9 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
     assert status == 0
     metrics = load(out)
     n = len(read_examples(small_dataset)[0])
-    assert set(metrics["engines"]) == {"rules", "lora", "lora@no_history"}
+    # carry_forward was not asked for: no evaluation leaves it out, and the run says it was added
+    assert set(metrics["engines"]) == {"rules", "lora", "lora@no_history", "carry_forward"}
+    assert metrics["config"]["baselines_added"] == ["carry_forward"]
     assert metrics["dataset"]["n"] == n
     assert metrics["dataset"]["sha256"] == sha256_of(small_dataset / "test.jsonl")
     lora = metrics["engines"]["lora"]["overall"]["metrics"]
@@ -79,6 +81,14 @@ def test_rules_and_a_model_engine_end_to_end(tmp_path: Path, small_dataset: Path
 
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "lora@no_history" in page and "rules" in page
+    assert "carry_forward: added to the engines asked for" in page
+    assert "<h2>F1 by action</h2>" in page
+    table = (out / "report.md").read_text(encoding="utf-8")
+    row = next(line for line in table.splitlines() if line.startswith("| lora |"))
+    assert "drug_jaccard" in table and row.count("1.000 [1.000, 1.000]") >= 3  # physician's plan: drugs all right
+    assert lora["drug_f1"]["value"] == pytest.approx(1.0) and lora["drug_jaccard"]["value"] == pytest.approx(1.0)
+    carried = metrics["engines"]["carry_forward"]["overall"]["metrics"]
+    assert carried["action_f1.change"]["value"] in (0.0, None) and carried["lab_f1"]["value"] > 0
     assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)) >= 5
     assert "Worst misses" in page
     # the fake engine runs plain prompts; an engine trained with the guideline line is named as such
@@ -117,8 +127,9 @@ def test_a_missing_engine_is_named_and_the_others_still_run(tmp_path: Path, smal
     assert status == 1
     err = capsys.readouterr().err
     assert "skipped engine base: no adapter in models/ (test)" in err
+    assert "added engine carry_forward" in err
     metrics = load(tmp_path)
-    assert set(metrics["engines"]) == {"rules"}
+    assert set(metrics["engines"]) == {"rules", "carry_forward"}
     assert metrics["skipped"] == {"base": "no adapter in models/ (test)"}
     assert "no adapter in models/ (test)" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
@@ -156,7 +167,7 @@ def test_an_engine_that_fails_while_generating_is_skipped(tmp_path: Path, small_
             raise ModelError("out of memory", source="smollm2-135m")
 
     result = evaluate(tmp_path, engines=[Failing(), "rules"], limit=2, dataset=small_dataset, resamples=20)
-    assert set(result["engines"]) == {"rules"}
+    assert set(result["engines"]) == {"rules", "carry_forward"}
     assert "out of memory" in result["skipped"]["lora"]
     assert "skipped engine lora: failed while generating: smollm2-135m: out of memory" in capsys.readouterr().err
 
@@ -203,3 +214,10 @@ def test_patient_bootstrap_gives_wider_or_equal_intervals(tmp_path: Path, small_
     assert v["value"] == p["value"]
     # visits of one patient are alike: resampling patients widens the interval
     assert (p["high"] - p["low"]) > (v["high"] - v["low"])
+
+
+def test_asking_for_carry_forward_adds_nothing(tmp_path: Path, small_dataset: Path, capsys):
+    result = evaluate(tmp_path, engines=["carry_forward", "rules"], limit=3, dataset=small_dataset, resamples=20)
+    assert list(result["engines"]) == ["carry_forward", "rules"] and result["config"]["baselines_added"] == []
+    assert "added engine" not in capsys.readouterr().err
+    assert "added to the engines asked for" not in (tmp_path / "report.html").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ Prediction keeps the three things the metrics need apart: the raw text (None for
 engine), the parsed plan *before* the safety pass (for `unsafe_proposed_rate`) and the plan
 that left the engine with its findings attached (for everything else), plus a status.
 
-Adapters: `RulesEngine` (the guideline engine), `TextEngine` (any text generator: parse,
+Adapters: `RulesEngine` (the guideline engine), `CarryForwardEngine` (the do-nothing baseline), `TextEngine` (any text generator: parse,
 safety pass, status; the tests' fake engine is one) and the model engines `base`, `lora`
 and `ptuning_v2` on `diaguide.inference.engine` (see `model_engines.py`).
 """
@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from diaguide.knowledge import guideline
+from diaguide.knowledge.conditions import derive
+from diaguide.knowledge.monitoring import labs_due, screening_labs
 from diaguide.prompts import parse_plan
 from diaguide.prompts.target import against_visit
-from diaguide.records.schema import MedicationOrder, Plan, Visit
+from diaguide.records.schema import LabOrder, MedicationOrder, Plan, Visit
 from diaguide.safety.checker import apply_safety
 
 Status = Literal["ok", "partial", "no_suggestion"]
@@ -79,8 +81,10 @@ class RulesEngine:
 
 
 class CarryForwardEngine:
-    """The do-nothing baseline: every current drug continued as it is, no goal, no labs, then the safety pass. On
-    longitudinal records it is strong; a model is worth serving only above it."""
+    """The do-nothing baseline: every current drug continued as it is, the labs that are due ordered
+    (`knowledge.monitoring`: monitoring for diabetes, testing for it otherwise), no goal, then the safety pass.
+    On longitudinal records most visits continue what was there, so it is strong; a model is worth serving only
+    above it (docs/evaluation.md, baselines)."""
 
     name = "carry_forward"
 
@@ -96,9 +100,18 @@ class CarryForwardEngine:
                 )
                 for m in visit.medications
             ]
-            proposed = Plan(medications=orders)
+            proposed = Plan(medications=orders, labs=due_labs(visit, self.region))
             out.append(Prediction(None, proposed, apply_safety(visit, proposed, region=self.region), "ok"))
         return out
+
+
+def due_labs(visit: Visit, region: str = "ada") -> list[LabOrder]:
+    """The labs due at a visit where nothing changes: diabetes monitoring (`monitoring.labs_due`) for a patient
+    with diabetes on record, the diabetes tests (`monitoring.screening_labs`) for one without."""
+    facts = derive(visit, region)
+    if facts.diabetes_status == "diabetes":
+        return labs_due(visit, region, facts=facts)
+    return screening_labs(visit, region, facts=facts)
 
 
 def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") -> Prediction:

@@ -37,6 +37,20 @@ set of visits, and each bootstrap resample of it, is `sum(numerator) / sum(denom
   the guideline engine's (`knowledge.guideline.recommend`); a visit without a usable
   prediction is never concordant.
 - `bleu4`, `rouge1`, `rouge2`, `rougeL`: see `text_metrics`; means over visits, 0-100.
+
+Drug-level figures (docs/evaluation.md defines them with worked examples):
+
+- **Drugs of a plan**: the set of drugs it starts, continues or adjusts, each named by
+  `drug_key`: the formulary's canonical name ('二甲双胍缓释片' and 'Glucophage' are both
+  `metformin`; a combination is its ingredients joined by '+'), else the name lower-cased (a
+  drug outside the formulary, class `other` included, still counts by its own name).
+- `drug_precision/recall/f1`: the micro F1 above over these sets.
+- `drug_jaccard`: the CHIP-2025 measure, |P∩T| / |P∪T| per visit, averaged over visits; a visit
+  where both sets are empty scores 1.0, a visit without a usable prediction scores 0.0.
+- `action_precision/recall/f1.<action>` for start, stop, adjust and continue: the micro F1 over
+  the sets of (drug, action) pairs of one action (stop included, drugs named by `drug_key`), so a
+  plan that adjusts metformin where the physician continues it misses both `adjust` and `continue`.
+  `.change` pools start, stop and adjust: what a do-nothing baseline never gets right.
 """
 
 from __future__ import annotations
@@ -44,12 +58,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from diaguide.evaluation.text_metrics import TEXT_METRICS
+from diaguide.knowledge.formulary import ingredients, normalise_text
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Finding, Plan
 from diaguide.records.units import canonical_loinc
 from diaguide.safety.checker import FLAG_SEVERITIES, flags_on_proposed
 
 ACTIVE_ACTIONS = frozenset({"start", "continue", "adjust"})
 SCORED_CLASSES: tuple[str, ...] = tuple(c for c in DRUG_CLASSES if c != "other")
+ACTIONS: tuple[str, ...] = ("start", "stop", "adjust", "continue")
+CHANGES: tuple[str, ...] = ("start", "stop", "adjust")  # what carry_forward never proposes
+
+
+def _f1_ratios(name: str, tp: dict[str, float], fp: dict[str, float], fn: dict[str, float]) -> dict:
+    """Micro precision, recall and F1 named `<kind>_precision<suffix>` ... from TP/FP/FN column weights."""
+    kind, _, suffix = name.partition(".")
+    tail = f".{suffix}" if suffix else ""
+    twice = {k: 2 * w for k, w in tp.items()}
+    return {
+        f"{kind}_precision{tail}": (tp, {**tp, **fp}),
+        f"{kind}_recall{tail}": (tp, {**tp, **fn}),
+        f"{kind}_f1{tail}": (twice, {**twice, **fp, **fn}),
+    }
+
+
+def _action_ratios(action: str, parts: tuple[str, ...]) -> dict:
+    return _f1_ratios(
+        f"action.{action}",
+        {f"{a}_tp": 1 for a in parts},
+        {f"{a}_fp": 1 for a in parts},
+        {f"{a}_fn": 1 for a in parts},
+    )
+
 
 # metric -> (numerator, denominator), each a linear combination of per-visit columns
 RATIOS: dict[str, tuple[dict[str, float], dict[str, float]]] = {
@@ -65,11 +104,18 @@ RATIOS: dict[str, tuple[dict[str, float], dict[str, float]]] = {
     "unsafe_unflagged_rate": ({"unsafe_unflagged": 1}, {"n": 1}),
     "guideline_concordance": ({"concordant": 1}, {"n": 1}),
     "contradiction_rate": ({"contradicts": 1}, {"n": 1}),
+    **_f1_ratios("drug", {"drug_tp": 1}, {"drug_fp": 1}, {"drug_fn": 1}),
+    "drug_jaccard": ({"drug_jaccard": 1}, {"n": 1}),
+    **{k: v for a in ACTIONS for k, v in _action_ratios(a, (a,)).items()},
+    **_action_ratios("change", CHANGES),
     **{name: ({name: 1}, {"n": 1}) for name in TEXT_METRICS},
     **{f"class_recall.{c}": ({f"hit.{c}": 1}, {f"truth.{c}": 1}) for c in SCORED_CLASSES},
 }
 MAIN_METRICS: tuple[str, ...] = (
     "med_class_f1",
+    "drug_f1",
+    "drug_jaccard",
+    "action_f1.change",
     "med_action_accuracy",
     "lab_f1",
     "parse_rate",
@@ -99,6 +145,28 @@ def class_actions(plan: Plan | None) -> dict[str, frozenset[str]]:
 def lab_codes(plan: Plan | None) -> set[str]:
     """Canonical LOINC codes the plan orders."""
     return {canonical_loinc(lab.loinc.strip()) for lab in plan.labs if lab.loinc.strip()} if plan else set()
+
+
+def drug_key(name: str) -> str:
+    """The name a drug is scored by: the formulary's generic name(s), else the name lower-cased."""
+    found = ingredients(name)
+    return "+".join(sorted({d.name for d in found})) if found else normalise_text(name)
+
+
+def drug_pairs(plan: Plan | None) -> set[tuple[str, str]]:
+    """(drug, action) of every order of the plan, drugs named by `drug_key`; blank names left out."""
+    return {(drug_key(m.drug), m.action) for m in plan.medications if m.drug.strip()} if plan else set()
+
+
+def drug_names(plan: Plan | None) -> set[str]:
+    """Drugs the plan starts, continues or adjusts, named by `drug_key` (class `other` included)."""
+    return {drug for drug, action in drug_pairs(plan) if action in ACTIVE_ACTIONS}
+
+
+def jaccard(predicted: set[str], truth: set[str]) -> float:
+    """|P∩T| / |P∪T|; 1.0 when both are empty (nothing to keep, and nothing kept)."""
+    union = predicted | truth
+    return len(predicted & truth) / len(union) if union else 1.0
 
 
 def set_counts(predicted: set[str], truth: set[str]) -> tuple[int, int, int]:
@@ -155,6 +223,9 @@ def visit_columns(
     med_tp, med_fp, med_fn = set_counts(pred_classes, true_classes)
     act_correct, act_total = action_matches(scored, truth)
     lab_tp, lab_fp, lab_fn = set_counts(lab_codes(scored), lab_codes(truth))
+    pred_drugs, true_drugs = drug_names(scored), drug_names(truth)
+    drug_tp, drug_fp, drug_fn = set_counts(pred_drugs, true_drugs)
+    pred_pairs, true_pairs = drug_pairs(scored), drug_pairs(truth)
     glucose = pred_classes & GLUCOSE_LOWERING_CLASSES
     concordant = parsed and guideline is not None and glucose == med_classes(guideline) & GLUCOSE_LOWERING_CLASSES
     columns: dict[str, float] = {
@@ -167,6 +238,10 @@ def visit_columns(
         "lab_tp": lab_tp,
         "lab_fp": lab_fp,
         "lab_fn": lab_fn,
+        "drug_tp": drug_tp,
+        "drug_fp": drug_fp,
+        "drug_fn": drug_fn,
+        "drug_jaccard": jaccard(pred_drugs, true_drugs) if parsed else 0.0,
         "parsed": int(parsed),
         "unsafe_proposed": int(bool(flags_on_proposed(proposed, proposed_findings))),
         "unsafe_unflagged": int(bool(unflagged(output, output_findings))),
@@ -174,6 +249,9 @@ def visit_columns(
         "contradicts": int(parsed and contradictions > 0),
         **{name: float(text.get(name, 0.0)) for name in TEXT_METRICS},
     }
+    for action in ACTIONS:
+        tp, fp, fn = set_counts({p for p in pred_pairs if p[1] == action}, {p for p in true_pairs if p[1] == action})
+        columns.update({f"{action}_tp": tp, f"{action}_fp": fp, f"{action}_fn": fn})
     for c in SCORED_CLASSES:
         columns[f"truth.{c}"] = int(c in true_classes)
         columns[f"hit.{c}"] = int(c in true_classes and c in pred_classes)

@@ -1,8 +1,9 @@
 """`OUT/report.html`: one self-contained page (plots inlined as PNG) a physician can read.
 
 Sections: what was compared; the main figures as bars with 95% intervals; the same by
-complexity and by language; text-overlap scores (for comparison with the literature only);
+complexity and by language; F1 by action; text-overlap scores (for comparison with the literature only);
 per-class recall; a confusion view of medication actions; the worst misses; the numbers.
+`OUT/report.md` holds the headline figures as a markdown table (`markdown_table`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from diaguide.evaluation import plots
-from diaguide.evaluation.metrics import MAIN_METRICS, SCORED_CLASSES
+from diaguide.evaluation.metrics import ACTIONS, MAIN_METRICS, SCORED_CLASSES
 from diaguide.evaluation.text_metrics import TEXT_METRICS
 
 LABELS = {
     "med_class_f1": "Drug classes (F1)",
     "med_class_precision": "Drug classes: precision",
     "med_class_recall": "Drug classes: recall",
+    "drug_f1": "Drugs (F1)",
+    "drug_precision": "Drugs: precision",
+    "drug_recall": "Drugs: recall",
+    "drug_jaccard": "Drugs (Jaccard, CHIP-2025)",
+    **{f"action_f1.{a}": f"F1 of {a}" for a in ACTIONS},
+    "action_f1.change": "F1 of start/stop/adjust",
     "med_action_accuracy": "Same action on a shared class",
     "lab_f1": "Lab tests (F1)",
     "parse_rate": "Usable answer",
@@ -54,6 +61,21 @@ EXPLAIN = [
         "Drug classes (F1)",
         "agreement of the drug classes started, continued or adjusted with the physician's plan "
         "(1 = the same classes, 0 = none in common); precision penalises extra classes, recall missed ones.",
+    ),
+    (
+        "Drugs (F1)",
+        "the same agreement over the drugs themselves (formulary names; a drug it does not know by its own name): "
+        "starting empagliflozin where the physician started dapagliflozin is a class hit but a drug miss.",
+    ),
+    (
+        "Drugs (Jaccard, CHIP-2025)",
+        "drugs in both plans over drugs in either, per visit, averaged (both plans keep no drug: 1; no usable "
+        "answer: 0). The CHIP-2025 shared task's measure; its published figures are on another dataset.",
+    ),
+    (
+        "F1 of start / stop / adjust / continue",
+        "agreement of the (drug, action) pairs of one action; start/stop/adjust pooled is what a plan that "
+        "changes nothing (carry_forward) never gets right.",
     ),
     ("Same action on a shared class", "for classes both plans order: the same action (start, continue, adjust, stop)."),
     ("Lab tests (F1)", "agreement of the laboratory tests ordered (LOINC codes) with the physician's plan."),
@@ -113,6 +135,13 @@ def _strata_figures(engines: Mapping[str, Any]) -> str:
             uri = plots.grouped_bars(groups, series, f"{LABELS[metric]} {title}", "share (0-1)", group_labels=labels)
             parts.append(_img(uri, f"{metric} {title}"))
     return "\n".join(parts)
+
+
+def _action_figure(engines: Mapping[str, Any]) -> str:
+    groups = [f"action_f1.{a}" for a in (*ACTIONS, "change")]
+    series = {name: s["overall"]["metrics"] for name, s in engines.items()}
+    uri = plots.grouped_bars(groups, series, "F1 by action (drug, action) pairs", "F1", group_labels=LABELS)
+    return _img(uri, "F1 by action per engine")
 
 
 def _text_figure(engines: Mapping[str, Any]) -> str:
@@ -197,8 +226,43 @@ def _number(cell: Mapping[str, Any] | None) -> str:
     return f"{v:.3f}{interval}"
 
 
+TABLE_EXTRA: tuple[str, ...] = (
+    "med_class_precision",
+    "med_class_recall",
+    "drug_precision",
+    "drug_recall",
+    *(f"action_f1.{a}" for a in ACTIONS),
+)
+MARKDOWN_METRICS: tuple[str, ...] = (
+    "med_class_f1",
+    "drug_precision",
+    "drug_recall",
+    "drug_f1",
+    "drug_jaccard",
+    *(f"action_f1.{a}" for a in ACTIONS),
+    "action_f1.change",
+    "lab_f1",
+    "parse_rate",
+    "unsafe_unflagged_rate",
+)
+
+
+def markdown_table(metrics: Mapping[str, Any], names: Sequence[str] = MARKDOWN_METRICS) -> str:
+    """The headline figures of metrics.json as a markdown table (value [95% interval]), one row per engine: what
+    README and docs/evaluation.md quote."""
+    engines = metrics["engines"]
+    lines = [
+        "| engine | visits | " + " | ".join(names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    for name, s in engines.items():
+        cells = " | ".join(_number(s["overall"]["metrics"].get(m)) for m in names)
+        lines.append(f"| {name} | {s['n']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def _table(engines: Mapping[str, Any]) -> str:
-    metrics = [*MAIN_METRICS, "med_class_precision", "med_class_recall", *TEXT_METRICS]
+    metrics = [*MAIN_METRICS, *TABLE_EXTRA, *TEXT_METRICS]
     head = "".join(f"<th>{_e(LABELS.get(m, m))}</th>" for m in metrics)
     body = "".join(
         f"<tr><td>{_e(name)}</td><td>{s['n']}</td>"
@@ -276,6 +340,12 @@ def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
             "prompt (its goal and the drugs it starts, adjusts, keeps and stops), so their agreement with the "
             "guideline is not the model's own reasoning alone.</p>"
         )
+    added = cfg.get("baselines_added") or []
+    if added:
+        intro += (
+            f"<p>{_e(', '.join(added))}: added to the engines asked for; no evaluation leaves out the baseline "
+            "that continues every current drug and orders the labs that are due.</p>"
+        )
     if skipped:
         intro += f"<p>Not evaluated:</p><ul>{skipped}</ul>"
     if not engines:
@@ -283,6 +353,9 @@ def render_report(metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[d
     else:
         sections = f"""<h2>Main figures</h2>{_main_figure(engines)}
 <h2>By record complexity and language</h2><div class="row">{_strata_figures(engines)}</div>
+<h2>F1 by action</h2>
+<p>Per action, the (drug, action) pairs of the engine's plan against the physician's; "change" pools start, stop
+and adjust.</p>{_action_figure(engines)}
 <h2>Recall per drug class</h2>{_class_figure(engines, per_visit)}
 <h2>Medication actions: physician vs engine</h2>
 <p>Each (visit, drug class) in either plan, by the action each plan gives it; "none" = not in that plan.</p>
@@ -301,7 +374,12 @@ not clinical correctness.</p>{_text_figure(engines)}
 
 
 def write_report(out: Path, metrics: Mapping[str, Any], per_visit: Mapping[str, Sequence[dict[str, Any]]]) -> Path:
-    """Write `out/report.html` and return its path."""
+    """Write `out/report.html` and `out/report.md` (the headline table) and return the page's path."""
     path = Path(out) / "report.html"
     path.write_text(render_report(metrics, per_visit), encoding="utf-8")
+    table = markdown_table(metrics) if metrics["engines"] else "No engine could be evaluated.\n"
+    (Path(out) / "report.md").write_text(
+        "# DiaGuide evaluation\n\nvalue [95% bootstrap interval]; metrics defined in docs/evaluation.md.\n\n" + table,
+        encoding="utf-8",
+    )
     return path

@@ -43,6 +43,7 @@ RULE_BASED = (RulesEngine, CarryForwardEngine)  # quick and deterministic: not s
 LEVELS = ("low", "moderate", "high")
 CHUNK = 8  # visits generated between two saves of the predictions
 LANGUAGES = ("en", "zh")
+BASELINES = ("carry_forward",)  # run whatever engines are asked for
 
 
 def _strata(rows: list[dict[str, Any]], resamples: int, seed: int, unit: str) -> dict[str, Any]:
@@ -129,7 +130,8 @@ def evaluate(
 
     Args:
         out: output folder.
-        engines: engine names (`base`, `lora`, `ptuning_v2`, `rules`) or engine objects.
+        engines: engine names (`base`, `lora`, `ptuning_v2`, `rules`, `carry_forward`) or engine objects;
+            `carry_forward` is added when missing (`with_baselines`; named in `config.baselines_added`).
         limit: score only N test visits (after the language filter), spread evenly over the split.
         lang: keep only visits in this language (`en` or `zh`).
         dataset: a dataset folder with test.jsonl; None builds the default cohort under var/.
@@ -158,6 +160,9 @@ def evaluate(
             f"unknown bootstrap unit {bootstrap_unit!r}; expected visit or patient", field="bootstrap_unit"
         )
     region = resolve_region(region)
+    engines, added = with_baselines(engines)
+    for name in added:
+        print(f"diaguide evaluate: added engine {name}: no evaluation leaves out this baseline", file=sys.stderr)
     case_list = load_cases(cases) if cases is not None else None
     cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_ENGINES) if d is not None])
     folder = Path(dataset) if dataset is not None else default_dataset(cohort=cohort)
@@ -226,6 +231,7 @@ def evaluate(
         },
         "config": {
             "engines": [e if isinstance(e, str) else e.name for e in engines],
+            "baselines_added": added,
             "limit": limit,
             "lang": lang,
             "region": region,
@@ -238,6 +244,14 @@ def evaluate(
     }
     _write(Path(out), metrics, per_visit)
     return {**metrics, "errors": errors}
+
+
+def with_baselines(engines: Sequence[str | Engine]) -> tuple[list[str | Engine], list[str]]:
+    """The engines with every baseline of `BASELINES` they lack appended, and the names appended: a model is
+    only worth serving where it beats doing nothing (docs/evaluation.md, baselines)."""
+    names = {e if isinstance(e, str) else e.name for e in engines}
+    added = [b for b in BASELINES if b not in names]
+    return [*engines, *added], added
 
 
 def _physician_reference(examples: list[Example], context: dict[str, Any]) -> dict[str, Any]:
@@ -319,6 +333,8 @@ def evaluate_command(
         m = summary["overall"]["metrics"]
         print(
             f"{label:<24} n={summary['n']:<5} med_class_f1={_fmt(m['med_class_f1']['value'])} "
+            f"drug_f1={_fmt(m['drug_f1']['value'])} drug_jaccard={_fmt(m['drug_jaccard']['value'])} "
+            f"action_f1.change={_fmt(m['action_f1.change']['value'])} "
             f"parse_rate={_fmt(m['parse_rate']['value'])} unsafe_unflagged={_fmt(m['unsafe_unflagged_rate']['value'])}"
             + (
                 f" cases={summary['cases']['concordant']}/{summary['cases']['n']}"
