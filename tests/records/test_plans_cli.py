@@ -76,3 +76,19 @@ def test_ingest_plans_then_dataset_records_feed_train_and_evaluate(tmp_path, cap
 def test_dataset_needs_a_cohort_or_records(tmp_path, capsys):
     assert cli.main(["dataset", "--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "ds")]) == 2
     assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_plans_are_deidentified_with_their_visits(tmp_path, capsys):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    text = (examples / "his_zh.csv").read_text(encoding="utf-8-sig")
+    text = text.replace("继续阿卡波糖，控制饮食。", "嘱李四继续阿卡波糖，电话13812345678随访。")
+    src = tmp_path / "zh.csv"
+    src.write_text(text, encoding="utf-8-sig")
+    out = tmp_path / "r.jsonl"
+    args = ["ingest", str(src), "--format", "csv", "--plans", "--deidentify", "--salt", "k", "--out", str(out)]
+    assert cli.main([*args, "--no-progress"]) == 0
+    raw = out.read_text(encoding="utf-8")
+    for planted in ("李四", "13812345678", "MZ0101", "P0002"):
+        assert planted not in raw, planted
+    plans = [CohortRecord.model_validate_json(line).plan for line in raw.splitlines()]
+    assert any(p.treatment.startswith("嘱[NAME]继续阿卡波糖") for p in plans)

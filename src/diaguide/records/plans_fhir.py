@@ -173,15 +173,16 @@ def _open_ends(meds: list[_Med], slots: list[_Slot]) -> dict[str, int]:
     """ident -> index of the visit a stopped order without an end date is taken to end at: the first later
     visit that writes an order for another drug (Synthea writes a drug it later stops this way). One that
     meets no such visit stays in force: nothing in the record says when it ended."""
+    written = [
+        {rp.drug_key(o.medication.drug) for o in meds if o.order and slot.holds(o.encounter, o.day)} for slot in slots
+    ]
     out: dict[str, int] = {}
     for med in meds:
         if not med.open_end or med.start is None or med.status == "cancelled":
             continue
         key = rp.drug_key(med.medication.drug)
         for i, slot in enumerate(slots):
-            if slot.first <= med.start or slot.holds(med.encounter, med.day):
-                continue
-            if any(o.order and slot.holds(o.encounter, o.day) and rp.drug_key(o.medication.drug) != key for o in meds):
+            if slot.first > med.start and not slot.holds(med.encounter, med.day) and written[i] - {key}:
                 out[med.ident] = i
                 break
     return out
