@@ -71,6 +71,13 @@ def test_ingest_plans_then_dataset_records_feed_train_and_evaluate(tmp_path, cap
     assert examples and errors == []
     cfg = load_config(None, [f"data.dir={out}"])
     assert resolve_dataset(cfg.data) == out
+    report = tmp_path / "eval"
+    assert (
+        cli.main(["evaluate", "--dataset", str(out), "--engines", "rules", "--out", str(report), "--ablation", "none"])
+        == 0
+    )
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["dataset"]["sha256"] == manifest["splits"]["test"]["sha256"]
 
 
 def test_dataset_needs_a_cohort_or_records(tmp_path, capsys):
