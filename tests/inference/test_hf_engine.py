@@ -63,7 +63,7 @@ def test_prefix_tuned_model_generates_in_a_batch(tmp_path, tok, make_lively) -> 
         tmp_path, PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=8), make_lively
     )
     engine = HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter)
-    assert engine.peft_type == "PREFIX_TUNING" and engine.model_name == "tiny-llama"
+    assert engine.method.name == "ptuning_v2" and engine.model_name == "tiny-llama"
     single = outputs(engine, 1)
     assert outputs(engine, 5) == single
     base = outputs(HFEngine(model=make_lively(), tokenizer=tok), 5)

@@ -8,7 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
 
-from diaguide.errors import InputError  # noqa: E402
+from diaguide.errors import InputError, ModelError  # noqa: E402
 from diaguide.training.export import export_command, load_adapter  # noqa: E402
 from diaguide.training.recipe import train_command  # noqa: E402
 
@@ -50,10 +50,30 @@ def test_merge_writes_a_plain_model_with_the_adapters_logits(lora_run, tmp_path)
 def test_export_errors_are_one_clear_line(lora_run, model_dirs, data_dir, tmp_path):
     with pytest.raises(InputError, match="nothing to export"):
         export_command(adapter=str(lora_run), out=str(tmp_path / "x"), merge=False, gguf=False)
-    with pytest.raises(InputError, match="GGUF export is not implemented yet"):
+    with pytest.raises(ModelError, match="llama-architecture"):  # the GGUF writer knows llama-architecture models
         export_command(adapter=str(lora_run), out=str(tmp_path / "x"), merge=False, gguf=True)
     with pytest.raises(InputError, match="no adapter_config.json"):
         export_command(adapter=str(tmp_path), out=str(tmp_path / "x"), merge=True, gguf=False)
     prefix = _adapter(model_dirs["llama"], data_dir, tmp_path / "prefix", "ptuning_v2")
-    with pytest.raises(InputError, match="PREFIX_TUNING adapters have no weights to merge"):
-        export_command(adapter=str(prefix), out=str(tmp_path / "x"), merge=True, gguf=False)
+    for merge, gguf, kind in ((True, False, "merge"), (False, True, "gguf")):
+        with pytest.raises(InputError, match=f"ptuning_v2 adapters cannot be exported as {kind}"):
+            export_command(adapter=str(prefix), out=str(tmp_path / "x"), merge=merge, gguf=gguf)
+
+
+def test_gguf_export_writes_the_merged_model(lora_run, tmp_path, monkeypatch):
+    """`--gguf` hands the merged model (no LoRA layers left) to the GGUF writer, which tests/inference/
+    test_gguf_export.py checks against llama.cpp; here: the wiring, and the file's place."""
+    from diaguide.inference import gguf_export
+
+    seen = {}
+
+    def fake_export(model, out_path, ftype):
+        seen.update(lora=any("lora" in n for n, _ in model.named_parameters()), path=Path(out_path), ftype=ftype)
+        Path(out_path).write_bytes(b"GGUF")
+        return Path(out_path)
+
+    monkeypatch.setattr(gguf_export, "export_gguf", fake_export)
+    monkeypatch.setenv("DIAGUIDE_GGUF_TYPE", "f16")
+    assert export_command(adapter=str(lora_run), out=str(tmp_path / "g"), merge=False, gguf=True) == 0
+    assert seen == {"lora": False, "path": tmp_path / "g" / "model.gguf", "ftype": "f16"}
+    assert not (tmp_path / "g" / "model.safetensors").exists()  # --gguf alone writes no safetensors copy

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from diaguide.errors import ModelError
+from diaguide.peft_methods import method_of_adapter
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,10 @@ def _load(model_or_dir: Any):
 
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if hasattr(model_or_dir, "merge_and_unload"):
-        peft_type = str(getattr(model_or_dir.active_peft_config, "peft_type", ""))
-        if "LORA" not in peft_type.upper():
-            raise ModelError(f"only LoRA adapters can be merged into the weights, not {peft_type}")
+        peft_type = getattr(model_or_dir.active_peft_config, "peft_type", "")
+        method = method_of_adapter({"peft_type": getattr(peft_type, "value", peft_type)})
+        if not method.mergeable:
+            raise ModelError(f"{method.name} adapters have no weights to merge into the base model")
         return model_or_dir.merge_and_unload()
     return model_or_dir
 

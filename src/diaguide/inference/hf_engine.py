@@ -22,6 +22,7 @@ from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_base_model
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
 from diaguide.inference.loops import LineLoops
+from diaguide.peft_methods import method_of_adapter
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class HFEngine:
         self.model_name = model_name or info.get("base_model_name_or_path") or DEFAULT_MODEL
         self.adapter_version = adapter_version(adapter)
         self.prompt_style = PromptStyle.of(adapter)  # render prompts the way the adapter was trained on
-        self.peft_type = info.get("peft_type")
+        self.method = method_of_adapter(info, str(adapter)) if info else None  # None: the base model alone
         if model is None:
             if dtype is None and self.device.startswith("cuda"):
                 dtype = "bf16"
@@ -112,7 +113,7 @@ class HFEngine:
             ids[b, width - len(row) :] = torch.tensor(row)  # left padding
             mask[b, width - len(row) :] = 1
         eos = tok.eos_token_id
-        if self.peft_type in ("PREFIX_TUNING", "P_TUNING_V2"):
+        if self.method is not None and self.method.prefix:  # the prefix cache is decoded by hand
             with torch.inference_mode():
                 new = self._prefix_greedy(ids.to(self.device), mask.to(self.device), max_new_tokens, eos)
             return self._generations(new, batch, eos)

@@ -20,6 +20,7 @@ from typing import Any
 from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf, cache_dir
 from diaguide.inference.engine import Engine, adapter_info, adapter_version
+from diaguide.peft_methods import method_of_adapter, serving_engines
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ def engine_kind(kind: str | None, adapter: Path | None) -> str:
         if kind not in KINDS:
             raise ModelError(f"unknown engine {kind!r} (one of transformers, llama.cpp, vllm)", field="engine")
         return KINDS[kind]
-    prefix = adapter is not None and adapter_info(adapter).get("peft_type") != "LORA"
-    return "llama.cpp" if llamacpp_available() and not prefix else "transformers"
+    runs_on = serving_engines(adapter_info(adapter) if adapter is not None else None)
+    return "llama.cpp" if llamacpp_available() and "llama.cpp" in runs_on else "transformers"
 
 
 @functools.lru_cache(maxsize=4)
@@ -110,9 +111,10 @@ def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]
         if adapter is None:
             return LlamaCppEngine(bundled_gguf(), model_name=DEFAULT_MODEL, **kw)
         info = adapter_info(adapter)
-        if info.get("peft_type") != "LORA":
+        method = method_of_adapter(info, str(adapter))
+        if "llama.cpp" not in method.engines:
             raise ModelError(
-                "llama.cpp serves merged LoRA fine-tunes; prefix tuning runs on transformers", field="engine"
+                f"llama.cpp serves merged fine-tunes; {method.name} runs on {', '.join(method.engines)}", field="engine"
             )
         from diaguide.inference.base_model import load_tokenizer
 

@@ -16,6 +16,7 @@ from diaguide.errors import ModelError
 from diaguide.inference.base_model import DEFAULT_MODEL, load_tokenizer, resolve_model_path
 from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
 from diaguide.inference.loops import LineLoops
+from diaguide.peft_methods import method_of_adapter
 from diaguide.prompts.guidance import PromptStyle
 
 
@@ -46,8 +47,12 @@ class VLLMEngine:
         except ImportError:
             raise ModelError("the vLLM engine needs vllm on a CUDA machine: pip install 'diaguide[vllm]'") from None
         info = adapter_info(adapter) if adapter is not None else {}
-        if info and info.get("peft_type") != "LORA":
-            raise ModelError("vLLM serves LoRA adapters only; run prefix tuning on transformers", source=str(adapter))
+        if info and "vllm" not in method_of_adapter(info, str(adapter)).engines:
+            method = method_of_adapter(info, str(adapter))
+            raise ModelError(
+                f"vLLM does not serve {method.name} adapters; they run on {', '.join(method.engines)}",
+                source=str(adapter),
+            )
         self.model_name = model_name or info.get("base_model_name_or_path") or DEFAULT_MODEL
         self.adapter_version = adapter_version(adapter)
         self.prompt_style = PromptStyle.of(adapter)  # render prompts the way the adapter was trained on

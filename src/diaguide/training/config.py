@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from diaguide.errors import ConfigError
+from diaguide.peft_methods import NAMES
 
 
 class _Section(BaseModel):
@@ -49,10 +50,17 @@ class QuantSection(_Section):
 
 
 class MethodSection(_Section):
-    name: Literal["lora", "ptuning_v2", "qlora"] = "lora"
+    name: str = "lora"  # a name of the method table, diaguide.peft_methods
     lora: LoraSection = Field(default_factory=LoraSection)
     prefix: PrefixSection = Field(default_factory=PrefixSection)
     quant: QuantSection = Field(default_factory=QuantSection)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in NAMES:
+            raise ValueError(f"Input should be {' or '.join(repr(n) for n in NAMES)}")
+        return name
 
 
 class CohortSection(_Section):

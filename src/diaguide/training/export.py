@@ -1,8 +1,10 @@
 """`diaguide export --adapter DIR --out DIR [--merge] [--gguf]`: adapters -> files serving engines load.
 
 --merge folds a LoRA adapter into its base weights and writes a plain Hugging Face model (safetensors
-+ tokenizer) that vLLM, TGI or transformers load without PEFT. Prefix tuning (P-tuning v2) has no
-weights to fold: its learned keys/values must be served with the adapter.
++ tokenizer) that vLLM, TGI or transformers load without PEFT; --gguf writes the merged model as `model.gguf`
+for llama.cpp (`inference/gguf_export.py`, llama-architecture models). Which adapters can be exported how is the
+method table's `exports` (`diaguide.peft_methods`): prefix tuning (P-tuning v2) has no weights to fold, its
+learned keys/values must be served with the adapter.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from diaguide.errors import InputError
+from diaguide.peft_methods import method_of_adapter
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +69,29 @@ def export_command(
         return publish_adapter(adapter, out, metrics)
     if not merge and not gguf:
         raise InputError("nothing to export: pass --merge, --gguf or --publish", source=adapter)
-    if gguf:
-        raise InputError(
-            "GGUF export is not implemented yet; use --merge and convert with llama.cpp's convert_hf_to_gguf.py",
-            source=adapter,
-            field="--gguf",
-        )
     conf = read_adapter_config(adapter)
-    if conf.get("peft_type") != "LORA":
-        raise InputError(
-            f"{conf.get('peft_type')} adapters have no weights to merge (only LoRA/QLoRA do); "
-            "serve them with the adapter",
-            source=adapter,
-            field="peft_type",
-        )
+    method = method_of_adapter(conf, str(adapter))
+    wanted = [kind for kind, asked in (("merge", merge), ("gguf", gguf)) if asked]
+    for kind in wanted:
+        if kind not in method.exports:
+            raise InputError(
+                f"{method.name} adapters cannot be exported as {kind}: they have no weights to fold into the base "
+                "model; serve them with the adapter",
+                source=adapter,
+                field="peft_type",
+            )
     model, tokenizer = load_adapter(adapter)
     merged = model.merge_and_unload()
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
-    print(f"merged {adapter} into {conf['base_model_name_or_path']} -> {target}", file=sys.stderr)
+    if merge:
+        merged.save_pretrained(target, safe_serialization=True)
+        tokenizer.save_pretrained(target)
+        print(f"merged {adapter} into {conf['base_model_name_or_path']} -> {target}", file=sys.stderr)
+    if gguf:
+        from diaguide.inference.gguf_export import export_gguf
+        from diaguide.inference.registry import gguf_type
+
+        written = export_gguf(merged, target / "model.gguf", ftype=gguf_type())
+        print(f"merged {adapter} and wrote {written} ({gguf_type()}) for llama.cpp", file=sys.stderr)
     return 0

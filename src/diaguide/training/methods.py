@@ -1,73 +1,17 @@
-"""Tuning methods behind one small registry: LoRA, P-tuning v2 (deep prefix tuning) and QLoRA.
-
-Each method says how to load the base model (QLoRA: 4-bit weights), which PEFT config wraps it, and
-whether gradient checkpointing can be used with it.
-"""
+"""Applying a tuning method to a base model for training: 4-bit loading (QLoRA), gradient checkpointing, the
+PEFT wrapper. What each method is lives in one table, `diaguide.peft_methods`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from diaguide.errors import ConfigError
+from diaguide.peft_methods import METHODS, Method, get_method
 from diaguide.training.config import Config
 
+__all__ = ["METHODS", "Method", "apply_method", "count_parameters", "get_method", "quantization_config"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    peft_config: Callable[[Config], Any]
-    prefix: bool = False  # prefix methods feed learned key/values as a cache in front of every layer
-    quantized: bool = False
-    # PEFT's prefix tuning hands the model a prefix cache; with checkpointing transformers turns the cache
-    # off (use_cache=False) and the prefix is lost or re-created mid-backward, so the two do not mix.
-    checkpointing: bool = True
-    mergeable: bool = True  # can the adapter be folded into the base weights for serving?
-
-
-def _lora(cfg: Config):
-    from peft import LoraConfig, TaskType
-
-    lo = cfg.method.lora
-    return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=lo.r,
-        lora_alpha=lo.alpha,
-        lora_dropout=lo.dropout,
-        target_modules=lo.target_modules,
-    )
-
-
-def _prefix(cfg: Config):
-    from peft import PrefixTuningConfig, TaskType
-
-    pre = cfg.method.prefix
-    kwargs: dict[str, Any] = {}
-    if pre.encoder_hidden_size is not None:
-        kwargs["encoder_hidden_size"] = pre.encoder_hidden_size
-    return PrefixTuningConfig(
-        task_type=TaskType.CAUSAL_LM,
-        num_virtual_tokens=pre.num_virtual_tokens,
-        prefix_projection=pre.prefix_projection,
-        **kwargs,
-    )
-
-
-METHODS: dict[str, Method] = {
-    "lora": Method("lora", _lora),
-    "ptuning_v2": Method("ptuning_v2", _prefix, prefix=True, checkpointing=False, mergeable=False),
-    "qlora": Method("qlora", _lora, quantized=True),
-}
-
-
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r} (one of {', '.join(METHODS)})", field="method.name")
-    return METHODS[name]
 
 
 def quantization_config(cfg: Config, device_type: str):
