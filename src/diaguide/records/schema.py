@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from diaguide.errors import InputError
 
@@ -45,8 +46,9 @@ Sex = Literal["male", "female", "other", "unknown"]
 
 
 class _Model(BaseModel):
-    # Inputs come from many hands: unknown keys are dropped, not fatal.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Inputs come from many hands: unknown keys are dropped, not fatal. NaN and infinities (Python's
+    # JSON reads them) are no measurement, dose or goal: refused, never compared against a threshold.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
 
 class Patient(_Model):
@@ -74,6 +76,13 @@ class Diagnosis(_Model):
 class Vitals(_Model):
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="after")
+    def _finite_extras(self) -> Vitals:
+        for key, value in (self.model_extra or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"vital {key}: value {value!r} is not a finite number")
+        return self
+
     systolic_bp: float | None = Field(None, description="mmHg")
     diastolic_bp: float | None = Field(None, description="mmHg")
     heart_rate: float | None = Field(None, description="beats/min")
@@ -88,6 +97,20 @@ class Lab(_Model):
     unit: str = ""
     date: dt.date | None = None
     flag: str | None = Field(None, description="set when a value is implausible or was converted")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        # named by analyte, so the person fixing the record knows which result is unusable
+        if isinstance(data, dict) and not isinstance(data.get("value"), bool):
+            try:
+                number = float(data.get("value"))
+            except (TypeError, ValueError):
+                return data
+            if not math.isfinite(number):
+                name = f" ({data['name']})" if data.get("name") else ""
+                raise ValueError(f"lab {data.get('loinc')}{name}: value {data.get('value')!r} is not a finite number")
+        return data
 
 
 class Medication(_Model):

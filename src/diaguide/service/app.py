@@ -106,6 +106,13 @@ def _routes(app: FastAPI, ctx: Context) -> None:
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": exc.line()}, status_code=400)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the middleware has logged the exception's type with this request id; nothing of the exception
+        # (its text may quote the input) reaches the client or the log (docs/security.md, "Logs")
+        request_id = request.scope.get("state", {}).get("request_id")
+        return JSONResponse({"detail": "internal server error", "request_id": request_id}, status_code=500)
+
     @app.exception_handler(EngineUnavailable)
     async def _engine(request: Request, exc: EngineUnavailable) -> JSONResponse:
         return JSONResponse({"detail": exc.line()}, status_code=503)
@@ -166,6 +173,10 @@ def _engines_ok() -> bool:
     return True
 
 
+# log_config None: uvicorn keeps its hands off logging, so its lines go through service_logging's JSON formatter
+UVICORN_OPTIONS = {"log_level": "warning", "proxy_headers": True, "log_config": None}
+
+
 def serve_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
     """`diaguide serve`: run the service with uvicorn (settings from DIAGUIDE_* variables)."""
     import uvicorn
@@ -177,15 +188,7 @@ def serve_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -
         raise ConfigError("workers must be at least 1", field="--workers")
     Store(settings.database_url).close()  # migrate once, before workers race to do it
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
+        uvicorn.run(create_app(settings), host=host, port=port, **UVICORN_OPTIONS)
     else:
-        uvicorn.run(
-            "diaguide.service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            proxy_headers=True,
-        )
+        uvicorn.run("diaguide.service.app:create_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
     return 0

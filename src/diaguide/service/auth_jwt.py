@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -20,8 +21,9 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from diaguide.service.inputs import bad_text
 from diaguide.service.settings import Settings
-from diaguide.service.store import Store
+from diaguide.service.store import Store, UsedToken
 
 log = logging.getLogger("diaguide.service")
 
@@ -29,6 +31,7 @@ log = logging.getLogger("diaguide.service")
 # an HMAC secret would have to be shared with every EHR, and `none` proves nothing.
 ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
 PURGE_EVERY = 500  # verified tokens between sweeps of expired jti rows
+JTI_MAX: int = UsedToken.__table__.c.jti.type.length  # characters the replay table holds
 
 
 class AuthError(Exception):
@@ -114,18 +117,31 @@ class JWTVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(type(exc).__name__) from None
+        except (OverflowError, ValueError, TypeError):  # e.g. exp 1e999: PyJWT's int() overflows
+            raise AuthError("unusable exp or iat") from None
         now = time.time()
+        if not all(_finite_number(claims[key]) for key in ("exp", "iat")):
+            raise AuthError("exp or iat is not a number")
+        if claims["exp"] > now + self.settings.jwt_max_age_seconds + self.settings.jwt_leeway_seconds:
+            raise AuthError("expires too far in the future")  # also keeps exp a date the store can hold
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX or bad_text(jti):
+            raise AuthError("unusable jti")
         if claims["iat"] > now + self.settings.jwt_leeway_seconds:
             raise AuthError("issued in the future")
         if claims["iat"] < now - self.settings.jwt_max_age_seconds:
             raise AuthError("issued too long ago")
         expires = dt.datetime.fromtimestamp(claims["exp"] + self.settings.jwt_leeway_seconds, dt.timezone.utc)
-        if not self.store.claim_token(issuer, str(claims["jti"]), expires):
+        if not self.store.claim_token(issuer, jti, expires):
             raise AuthError("replayed jti")
         self._claims += 1
         if self._claims % PURGE_EVERY == 0:
             self.store.purge_tokens()  # expired ids can never be replayed (exp is checked first)
         return claims
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def log_refusal(reason: str, route: str, authorization: str | None) -> None:

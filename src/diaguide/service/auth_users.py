@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from diaguide.errors import InputError
+from diaguide.service.inputs import bad_text, check_text
 from diaguide.service.store import Store, User
 
 Role = Literal["physician", "admin"]
@@ -63,6 +64,8 @@ def create_user(store: Store, username: str, password: str, role: str = "physici
         raise InputError(f"role must be one of {', '.join(ROLES)}", field="role")
     if not username or len(password) < 8:
         raise InputError("a username and a password of at least 8 characters are needed", field="password")
+    check_text(username, "username")
+    check_text(password, "password")
     with store.session() as s:
         user = s.scalar(select(User).where(User.username == username))
         if user is None:
@@ -72,6 +75,8 @@ def create_user(store: Store, username: str, password: str, role: str = "physici
 
 
 def authenticate(store: Store, username: str, password: str) -> Principal | None:
+    if bad_text(username) or bad_text(password):
+        return None  # no stored name has a NUL or a lone surrogate, and neither could be queried or hashed
     with store.session() as s:
         user = s.scalar(select(User).where(User.username == username, User.active == 1))
         stored = user.password_hash if user else None

@@ -113,6 +113,31 @@ def finding_card(f: Finding, *, resource_ids: dict[str, str] | None = None) -> d
     return card
 
 
+def current_drug_card(f: Finding, plan: Plan) -> dict[str, Any]:
+    """A card of its own for a warning/critical finding on a drug the patient takes now: shown even
+    when the plan stops the drug, since the patient may be taking it until someone acts."""
+    drugs = {d.strip().lower() for d in f.drugs}
+    stopped = any(m.action == "stop" and m.drug.strip().lower() in drugs for m in plan.medications)
+    card = finding_card(f)
+    label = "Contraindicated" if f.severity == "critical" else "Caution"
+    card["summary"] = clip(f"Taking now — {label.lower()}: {', '.join(f.drugs)} — {f.message}")
+    doing = "The plan above stops it." if stopped else "The plan above does not stop it."
+    card["detail"] = f"**On the current medication list.** {doing}\n\n{card['detail']}"
+    return card
+
+
+def unreadable_card(problems: list[str]) -> dict[str, Any]:
+    """An order-sign card saying which draft orders could not be read, so nobody takes them as checked."""
+    n = len(problems)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": clip(f"DiaGuide could not read {n} draft order{'s' if n > 1 else ''}: not safety-checked"),
+        "indicator": "info",
+        "detail": "\n".join(f"- {md(p)}" for p in problems[:20]),
+        "source": {**SOURCE, "topic": TOPIC_SAFETY},
+    }
+
+
 def medication_request(m: MedicationOrder, patient_ref: str, rxnorm: str | None = None) -> dict[str, Any]:
     concept: dict[str, Any] = {"text": m.drug}
     if rxnorm:

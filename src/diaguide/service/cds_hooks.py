@@ -8,7 +8,6 @@ narrative never is — see narrative.py.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import anyio
@@ -19,13 +18,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from diaguide.errors import InputError
 from diaguide.records.schema import Finding, MedicationOrder, Visit
 from diaguide.service import engine
-from diaguide.service.cards import finding_card, narrative_card, plan_card
+from diaguide.service.cards import current_drug_card, finding_card, narrative_card, plan_card, unreadable_card
 from diaguide.service.deps import EHR, Ctx, audit_note, base_url
+from diaguide.service.inputs import parse_json
 from diaguide.service.metrics import CARDS, ENGINE_SECONDS
-from diaguide.service.prefetch import PREFETCH, DataUnavailable, gather
+from diaguide.service.prefetch import PREFETCH, DataUnavailable, fhir_server_allowed, gather
 from diaguide.service.store import Card, Feedback, Recommendation, new_id
 
 router = APIRouter(tags=["CDS Hooks"])
+REASON_MAX: int = Feedback.__table__.c.override_reason.type.length  # characters the column holds
 
 SERVICES: dict[str, dict[str, Any]] = {
     "diaguide-patient-view": {
@@ -75,10 +76,7 @@ def discovery(caller: EHR) -> dict[str, Any]:
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise InputError("body is not valid JSON", source="request") from None
+    return parse_json(await request.body(), "request", invalid="body is not valid JSON")
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
@@ -104,7 +102,8 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
         isinstance(draft_orders, dict) and draft_orders.get("resourceType") == "Bundle"
     ):
         return _error(400, "context.draftOrders must be a FHIR Bundle", request)
-    if call.fhirServer and not _fhir_server_allowed(call.fhirServer, ctx.settings):
+    issuer_bases = ctx.settings.cds_issuer_fhir_servers.get(caller or "", [])
+    if call.fhirServer and not fhir_server_allowed(call.fhirServer, ctx.settings.fhir_servers, issuer_bases):
         return _error(412, "fhirServer is not on this service's allow-list", request)
     try:
         bundle = await gather(
@@ -123,9 +122,15 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     except InputError as exc:
         return _error(400, exc.line(), request)
     if service["hook"] == "order-sign":
-        cards = await anyio.to_thread.run_sync(_order_sign_cards, visit, draft_orders, ctx.settings.region)
+        try:
+            cards = await anyio.to_thread.run_sync(_order_sign_cards, visit, draft_orders, ctx.settings.region)
+        except InputError as exc:
+            return _error(400, exc.line(), request)
     else:
-        cards = await _plan_cards(request, ctx, visit, warnings, patient_id, show=service["hook"] == "patient-view")
+        owner = (f"ehr:{caller}" if caller else "ehr")[:200], call.context.get("userId")
+        cards = await _plan_cards(
+            request, ctx, visit, warnings, patient_id, show=service["hook"] == "patient-view", owner=owner
+        )
     counts = {level: sum(c["indicator"] == level for c in cards) for level in ("info", "warning", "critical")}
     for level, n in counts.items():
         if n:
@@ -134,21 +139,14 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     return JSONResponse({"cards": cards, "systemActions": []})
 
 
-def _fhir_server_allowed(url: str, settings) -> bool:
-    """Whether the service may read this fhirServer: listed, or any when the caller was authenticated.
-
-    Without JWTs (demo) an open list would let anyone make the service fetch any URL (SSRF), so
-    then only listed servers are read.
-    """
-    if not url.startswith(("https://", "http://")):
-        return False
-    if settings.fhir_servers:
-        return any(url.startswith(prefix) for prefix in settings.fhir_servers)
-    return settings.cds_auth == "jwt"
-
-
 async def _plan_cards(
-    request: Request, ctx: Ctx, visit: Visit, warnings: list[str], patient_id: str, show: bool
+    request: Request,
+    ctx: Ctx,
+    visit: Visit,
+    warnings: list[str],
+    patient_id: str,
+    show: bool,
+    owner: tuple = ("ehr", None),
 ) -> list:
     result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings)
     ENGINE_SECONDS.observe(result.engine_ms / 1000)
@@ -161,6 +159,9 @@ async def _plan_cards(
         plan=result.plan.model_dump(mode="json"),
         complexity=result.complexity,
         warnings=warnings,
+        # docs/security.md#access-model: the EHR that asked, and its user, who may open the card's link
+        created_by=owner[0],
+        ehr_user=owner[1][:200] if isinstance(owner[1], str) and owner[1] else None,
     )
     audit_note(request, record_hash=result.record_hash, engine_ms=round(result.engine_ms, 2), recommendation_id=rec.id)
     if not show:
@@ -178,7 +179,16 @@ async def _plan_cards(
             rxnorm_of=_rxnorm,
         )
     ]
-    cards += [finding_card(f) for f in result.plan.findings if f.severity != "info"]
+    shown = [f for f in result.plan.findings if f.severity != "info"]
+    cards += [finding_card(f) for f in shown]
+    # a drug the patient takes now that the checker flags gets its own card, whatever the plan does with it
+    same = {(f.rule_id, frozenset(d.lower() for d in f.drugs)) for f in shown}
+    current = await anyio.to_thread.run_sync(engine.current_findings, visit, ctx.settings.region)
+    cards += [
+        current_drug_card(f, result.plan)
+        for f in current
+        if (f.rule_id, frozenset(d.lower() for d in f.drugs)) not in same
+    ]
     ready = narrative.text if narrative is not None and narrative.status == "ready" else None
     cards.append(narrative_card(ready, f"{base}/page/narratives/{result.record_hash}", ctx.settings.model_version))
     rows = [rec] + [
@@ -193,24 +203,62 @@ def _rxnorm(drug: str) -> str | None:
     return getattr(found, "rxnorm", None) or None if found else None
 
 
-def _draft_medications(bundle: dict[str, Any]) -> tuple[list[MedicationOrder], dict[str, str]]:
-    orders, ids = [], {}
-    for entry in bundle.get("entry") or []:
+def _draft_medications(bundle: dict[str, Any]) -> tuple[list[MedicationOrder], dict[str, str], list[str]]:
+    """The draft medication orders, their resource ids, and one line per draft that could not be read.
+
+    A draft whose fields have the wrong JSON types is skipped with its problem named (the EHR is
+    told it was not checked); the other drafts are still checked.
+    """
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise InputError("must be a list", field="context.draftOrders.entry")
+    orders, ids, problems = [], {}, []
+    for i, entry in enumerate(entries):
         res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict) or res.get("resourceType") != "MedicationRequest":
             continue
-        concept = res.get("medicationCodeableConcept") or {}
-        codings = concept.get("coding") or []
-        name = concept.get("text") or next((c.get("display") for c in codings if c.get("display")), None)
-        if not name:
+        where = f"context.draftOrders.entry[{i}].resource"
+        try:
+            name, dosage = _draft_name(res, where), _draft_dosage(res, where)
+        except InputError as exc:
+            problems.append(f"{exc.line()}; this draft was not checked")
             continue
-        dosage = " ".join(d.get("text", "") for d in res.get("dosageInstruction") or [] if isinstance(d, dict)).strip()
         orders.append(
             MedicationOrder(drug=name, drug_class=engine.drug_class_of(name), action="start", dose=dosage or None)
         )
-        if res.get("id"):
+        if isinstance(res.get("id"), str) and res["id"]:
             ids[name] = f"MedicationRequest/{res['id']}"
-    return orders, ids
+    return orders, ids, problems
+
+
+def _typed(value: Any, kind: type, field: str, what: str) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise InputError(f"must be {what}", field=field)
+    return value
+
+
+def _draft_name(res: dict[str, Any], where: str) -> str:
+    field = f"{where}.medicationCodeableConcept"
+    concept = _typed(res.get("medicationCodeableConcept"), dict, field, "a CodeableConcept object") or {}
+    text = _typed(concept.get("text"), str, f"{field}.text", "a string")
+    codings = _typed(concept.get("coding"), list, f"{field}.coding", "a list") or []
+    displays = []
+    for j, coding in enumerate(codings):
+        _typed(coding, dict, f"{field}.coding[{j}]", "a Coding object")
+        displays.append(_typed((coding or {}).get("display"), str, f"{field}.coding[{j}].display", "a string"))
+    name = (text or "").strip() or next((d.strip() for d in displays if d and d.strip()), "")
+    if not name:
+        raise InputError("names no drug (text or coding display)", field=field)
+    return name
+
+
+def _draft_dosage(res: dict[str, Any], where: str) -> str:
+    field = f"{where}.dosageInstruction"
+    texts = []
+    for j, dosage in enumerate(_typed(res.get("dosageInstruction"), list, field, "a list") or []):
+        _typed(dosage, dict, f"{field}[{j}]", "a Dosage object")
+        texts.append(_typed((dosage or {}).get("text"), str, f"{field}[{j}].text", "a string") or "")
+    return " ".join(texts).strip()
 
 
 def _concerns(f: Finding, orders: list[MedicationOrder]) -> bool:
@@ -220,9 +268,10 @@ def _concerns(f: Finding, orders: list[MedicationOrder]) -> bool:
 
 
 def _order_sign_cards(visit: Visit, draft_orders: dict[str, Any], region: str) -> list[dict[str, Any]]:
-    orders, ids = _draft_medications(draft_orders)
+    orders, ids, problems = _draft_medications(draft_orders)
+    unread = [unreadable_card(problems)] if problems else []
     if not orders:
-        return []
+        return unread
     findings = [f for f in engine.check_orders(visit, orders, region) if _concerns(f, orders)]
     # a resource id per finding drug, so the card can offer to drop exactly that draft
     by_drug = {}
@@ -231,7 +280,7 @@ def _order_sign_cards(visit: Visit, draft_orders: dict[str, Any], region: str) -
             for o in orders:
                 if (o.drug.lower() in d.lower() or d.lower() in o.drug.lower()) and o.drug in ids:
                     by_drug[d] = ids[o.drug]
-    return [finding_card(f, resource_ids=by_drug) for f in findings if f.severity != "info"]
+    return [finding_card(f, resource_ids=by_drug) for f in findings if f.severity != "info"] + unread
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks feedback on cards")
@@ -241,32 +290,55 @@ async def feedback(service_id: str, request: Request, ctx: Ctx, caller: EHR) -> 
         return _error(404, f"no CDS service {service_id!r}", request)
     audit_note(request, hook=service["hook"])
     try:
-        items = (await _json(request))["feedback"]
-        rows = [_feedback_row(item, service["hook"], caller) for item in items]
+        body = await _json(request)
+        items = body.get("feedback") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise InputError('body must be {"feedback": [{"card", "outcome", ...}]}', source="request")
+        rows = [_feedback_row(item, f"feedback[{i}]", service["hook"], caller) for i, item in enumerate(items)]
     except InputError as exc:
         return _error(400, exc.line(), request)
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return _error(400, 'body must be {"feedback": [{"card", "outcome", ...}]}', request)
+    # feedback only on cards this EHR was given (docs/security.md#access-model); another's card is unknown here
+    uuids = [r.card_uuid for r in rows]
+    if caller and await anyio.to_thread.run_sync(ctx.store.foreign_cards, uuids, f"ehr:{caller}"[:200]):
+        return _error(404, "unknown card", request)
     await anyio.to_thread.run_sync(lambda: ctx.store.add(*rows))
     audit_note(request, outcome="ok")
     return JSONResponse({})
 
 
-def _feedback_row(item: dict[str, Any], hook: str, caller: str | None) -> Feedback:
-    card, outcome = item["card"], item["outcome"]
+def _feedback_row(item: Any, where: str, hook: str, caller: str | None) -> Feedback:
+    """One stored feedback row; an InputError naming the field (`feedback[1].overrideReason.reason.code`)."""
+    _typed(item, dict, where, "an object")
+    card, outcome = item.get("card"), item.get("outcome")
     if not isinstance(card, str) or outcome not in ("accepted", "overridden"):
-        raise InputError("each feedback needs a card uuid and outcome accepted|overridden", field="feedback")
-    reason = (item.get("overrideReason") or {}).get("reason") or {}
-    comment = (item.get("overrideReason") or {}).get("userComment")
-    when = item.get("outcomeTimestamp")
+        raise InputError("each feedback needs a card uuid and outcome accepted|overridden", field=where)
+    override = _typed(item.get("overrideReason"), dict, f"{where}.overrideReason", "an object") or {}
+    reason = _typed(override.get("reason"), dict, f"{where}.overrideReason.reason", "a Coding object") or {}
+    label = None
+    for key in ("code", "display"):
+        field = f"{where}.overrideReason.reason.{key}"
+        label = label or _typed(reason.get(key), str, field, "a string") or None
+        if label and len(label) > REASON_MAX:
+            raise InputError(f"longer than {REASON_MAX} characters", field=field)
+    comment = _typed(override.get("userComment"), str, f"{where}.overrideReason.userComment", "a string")
+    suggestions = _typed(item.get("acceptedSuggestions"), list, f"{where}.acceptedSuggestions", "a list") or []
+    accepted = []
+    for j, s in enumerate(suggestions):
+        field = f"{where}.acceptedSuggestions[{j}]"
+        accepted.append(_typed(_typed(s, dict, field, "an object").get("id"), str, f"{field}.id", "a string"))
+    when = _typed(item.get("outcomeTimestamp"), str, f"{where}.outcomeTimestamp", "a string")
+    try:
+        outcome_at = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+    except ValueError:
+        raise InputError("not an ISO 8601 date-time", field=f"{where}.outcomeTimestamp") from None
     return Feedback(
         channel="cds",
         service=hook,
         card_uuid=card[:64],
         outcome=outcome,
-        override_reason=(reason.get("code") or reason.get("display") or None) if isinstance(reason, dict) else None,
-        comment=str(comment)[:2000] if comment else None,
-        accepted_suggestions=[s.get("id") for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict)],
+        override_reason=label,
+        comment=comment[:2000] if comment else None,
+        accepted_suggestions=[a for a in accepted if a],
         principal=caller,
-        outcome_at=dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if isinstance(when, str) else None,
+        outcome_at=outcome_at,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from diaguide.errors import DiaGuideError, InputError
 from diaguide.records.schema import Finding, MedicationOrder, Plan, Visit
+from diaguide.service.inputs import check_json
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"
 
@@ -74,6 +75,7 @@ def visit_from_payload(payload: Any, source: str = "request") -> tuple[Visit, li
     """A Visit from a Visit JSON, a FHIR Bundle, or {"visit": ...} / {"bundle": ...}."""
     if not isinstance(payload, dict):
         raise InputError("expected a JSON object (a Visit or a FHIR Bundle)", source=source)
+    check_json(payload, source)  # depth, NUL bytes, lone surrogates: named here, not a 500 later
     if "bundle" in payload and isinstance(payload["bundle"], dict):
         payload = payload["bundle"]
     elif "visit" in payload and isinstance(payload["visit"], dict):
@@ -135,6 +137,29 @@ def check_orders(visit: Visit, orders: list[MedicationOrder], region: str = "ada
         if m.drug.lower() not in ordered
     ]
     return list(check(visit, Plan(medications=[*current, *orders]), region=region))
+
+
+def current_findings(visit: Visit, region: str = "ada") -> list[Finding]:
+    """Warning and critical findings on the drugs the patient takes now, whatever a plan will do.
+
+    The checker is run on the current list as a plan that continues everything, so a drug that is
+    contraindicated today (metformin at eGFR 24) is named even when the plan stops it
+    (docs/security.md, "Cards for current drugs")."""
+    if not visit.medications:
+        return []
+    check = _import("diaguide.safety.checker", "check")
+    taking = {m.drug.strip().lower() for m in visit.medications}
+    continue_all = Plan(
+        medications=[
+            MedicationOrder(drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency)
+            for m in visit.medications
+        ]
+    )
+    return [
+        f
+        for f in check(visit, continue_all, region=region)
+        if f.severity != "info" and taking & {d.strip().lower() for d in f.drugs}
+    ]
 
 
 def drug_class_of(text: str) -> str:

@@ -7,6 +7,7 @@ the server is killed the next instant). Failures (4xx, 5xx) are audited too.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from diaguide.service.engine import rule_version
+from diaguide.service.inputs import storable
 from diaguide.service.metrics import LATENCY, REQUESTS
 from diaguide.service.store import AuditRecord
 
@@ -56,7 +58,8 @@ class ServiceMiddleware:
         start = time.perf_counter()
         method, path = scope["method"], scope["path"]
         request_id = uuid.uuid4().hex
-        note: dict[str, Any] = scope.setdefault("state", {}).setdefault("audit", {})
+        scope.setdefault("state", {})["request_id"] = request_id  # for the 500 handler's answer (app.py)
+        note: dict[str, Any] = scope["state"].setdefault("audit", {})
         digest, size = hashlib.sha256(), 0
         audit = _audited(method, path)
         status_box = {"status": 500, "sent": False}
@@ -91,11 +94,14 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, receive_counted, send_wrapped)
         except Exception:
-            if not status_box["sent"] and audit:
-                note.setdefault("outcome", "server_error")
-                await self._audit(ctx, scope, note, 500, start, None)
+            # the catch-all (docs/security.md#logs): the exception's type and the request id are logged (the
+            # JSON formatter writes no traceback, no message); the client gets a generic 500 with the id
             log.exception("unhandled error", extra={"event": "error", "request_id": request_id, "route": path})
-            raise
+            if status_box["sent"]:
+                raise  # too late for an answer of our own
+            note.setdefault("outcome", "server_error")
+            body = json.dumps({"detail": "internal server error", "request_id": request_id}).encode()
+            await self._reply(send_wrapped, 500, body)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
@@ -131,7 +137,7 @@ class ServiceMiddleware:
         record = AuditRecord(
             id=str(uuid.uuid4()),
             method=scope["method"],
-            route=getattr(route, "path", scope["path"])[:200],
+            route=storable(getattr(route, "path", scope["path"]), 200),  # an unmatched path is as it came
             hook=note.get("hook"),
             status_code=status,
             outcome=note.get("outcome")

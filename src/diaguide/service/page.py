@@ -8,7 +8,6 @@ except in demo mode (synthetic patients, labelled on every page).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from diaguide.records.schema import Plan, Visit
 from diaguide.service import engine
 from diaguide.service.auth_users import COOKIE, Principal, authenticate
 from diaguide.service.deps import Ctx, audit_note, current_user
+from diaguide.service.inputs import parse_json
 from diaguide.service.narrative_text import readable
 from diaguide.service.page_view import ACTION_ZH, TEXT, evidence, medication_rows
 from diaguide.service.rest import store_result
@@ -117,10 +117,7 @@ async def recommend(
         return _login_redirect(request)
     try:
         if record.strip():
-            try:
-                payload = json.loads(record)
-            except ValueError:
-                raise InputError("the pasted text is not JSON", source="pasted record") from None
+            payload = parse_json(record, "pasted record", invalid="the pasted text is not JSON")
             visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "pasted record")
             submitted = engine.plan_from_payload(payload, "pasted record")
         else:

@@ -8,9 +8,10 @@ token; with neither, it cannot decide and answers 412.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -45,8 +46,37 @@ RESOURCE_TYPES = {
 MAX_PAGES = 10  # a searchset is paged; 10 pages bounds one hook's reads
 
 
+# one answer for every failed read: what answered (a closed port, a refusal, a web page) is never told
+# to the caller, so fhirServer cannot be used to map a network (docs/security.md, "FHIR servers")
+READ_FAILED = "prefetch is incomplete and the FHIR server could not be read"
+log = logging.getLogger("diaguide.service")
+
+
 class DataUnavailable(Exception):
     """Required data is neither prefetched nor readable: 412."""
+
+
+def under(url: str, base: str) -> bool:
+    """Whether `url` lies at or below the FHIR base URL `base`: same scheme, host and port, the path
+    inside the base's path, and nothing that could make a client read elsewhere (user info, `..`,
+    query, fragment)."""
+    try:
+        u, b = httpx.URL(url), httpx.URL(base)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    if u.scheme not in ("http", "https") or u.userinfo or u.query or u.fragment or not u.host:
+        return False
+    if any(unquote(part) in (".", "..") for part in u.raw_path.decode("ascii", "replace").split("/")):
+        return False
+    if (u.scheme, u.host, u.port) != (b.scheme, b.host, b.port):
+        return False
+    return (u.path.rstrip("/") + "/").startswith(b.path.rstrip("/") + "/")
+
+
+def fhir_server_allowed(url: str, listed: list[str], issuer_bases: list[str]) -> bool:
+    """Whether the service may read `url` and send it the EHR's bearer token: only a base listed in
+    the settings or in the calling issuer's registration. Deny by default, in every auth mode."""
+    return any(under(url, base) for base in [*listed, *issuer_bases])
 
 
 def usable(key: str, value: Any) -> bool:
@@ -96,24 +126,41 @@ async def gather(
 
 async def _read(client: httpx.AsyncClient, query: str, key: str) -> dict[str, Any]:
     try:
-        response = await client.get(query)
-        if response.status_code >= 400:
-            raise DataUnavailable(f"FHIR read for {key} answered {response.status_code}")
-        data = response.json()
-        if key == "patient" or data.get("resourceType") != "Bundle":
-            if not usable(key, data):
-                raise DataUnavailable(f"FHIR read for {key} returned {data.get('resourceType')}")
-            return data
-        entries = list(data.get("entry") or [])
-        for _ in range(MAX_PAGES - 1):
-            nxt = next((link.get("url") for link in data.get("link") or [] if link.get("relation") == "next"), None)
-            if not nxt:
-                break
-            data = (await client.get(nxt)).raise_for_status().json()
-            entries += data.get("entry") or []
-        return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        raise DataUnavailable(f"FHIR read for {key} failed ({type(exc).__name__})") from None
+        return await _search(client, query, key)
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError, _Unusable) as exc:
+        # the reason goes to the log (a type or a status, no URL, no data), never to the caller
+        log.warning("FHIR read failed", extra={"event": "fhir_read_failed", "reason": f"{key}: {exc_reason(exc)}"})
+        raise DataUnavailable(READ_FAILED) from None
+
+
+class _Unusable(Exception):
+    """The FHIR server answered, but not with what was asked for."""
+
+
+def exc_reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, _Unusable) else type(exc).__name__
+
+
+async def _search(client: httpx.AsyncClient, query: str, key: str) -> dict[str, Any]:
+    response = await client.get(query)
+    if response.status_code != 200:
+        raise _Unusable(f"status {response.status_code}")
+    data = response.json()
+    if key == "patient" or data.get("resourceType") != "Bundle":
+        if not usable(key, data):
+            raise _Unusable(f"resourceType {str(data.get('resourceType'))[:40]!r}")
+        return data
+    entries = list(data.get("entry") or [])
+    base = str(client.base_url)
+    for _ in range(MAX_PAGES - 1):
+        nxt = next((link.get("url") for link in data.get("link") or [] if link.get("relation") == "next"), None)
+        if not nxt:
+            break
+        if not isinstance(nxt, str) or not under(nxt, base):
+            raise _Unusable("a next link outside the FHIR base")  # the token goes to the base only
+        data = (await client.get(nxt)).raise_for_status().json()
+        entries += data.get("entry") or []
+    return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
 
 
 def _collection(found: dict[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,12 @@ class Settings(BaseSettings):
     fhir_timeout_seconds: float = Field(5.0, gt=0)
     fhir_servers: list[str] = Field(
         default_factory=list,
-        description="URL prefixes the service may read as fhirServer (JSON list); empty: any, when JWTs are checked",
+        description="FHIR base URLs the service may read as fhirServer, for any caller (JSON list); "
+        "empty and no issuer's own: none (docs/security.md#fhir-servers)",
+    )
+    cds_issuer_fhir_servers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON: {"iss": ["https://fhir.ehr/r4"]}: FHIR bases a trusted issuer\'s calls may name',
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ visit itself is kept only with a stored recommendation, which is served behind a
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from diaguide.errors import ConfigError
+from diaguide.errors import ConfigError, InputError
+from diaguide.service.inputs import bad_text, check_text
 
 
 def _now() -> dt.datetime:
@@ -132,8 +134,25 @@ class UsedToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+def check_row(row: Base) -> None:
+    """Refuse, naming `table.column`, a text no database can hold (NUL, a lone surrogate) or longer
+    than its column: PostgreSQL refuses those with an error, SQLite would keep them, so both get this.
+    (docs/security.md, "Input limits")"""
+    for column in row.__table__.columns:
+        value = getattr(row, column.key, None)
+        if isinstance(value, str):
+            field = f"{row.__tablename__}.{column.key}"
+            check_text(value, field)
+            length = getattr(column.type, "length", None)
+            if length and len(value) > length:
+                raise InputError(f"longer than {length} characters", field=field)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout."""
+    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout.
+
+    `hide_parameters`: a database error's text never carries the row's values (patient data) into
+    a log (docs/security.md, "Logs")."""
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -141,7 +160,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -153,10 +172,23 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-        return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in ("psycopg", ""):
-        raise ConfigError("use the psycopg 3 driver: postgresql+psycopg://...", field="DIAGUIDE_DATABASE_URL")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    else:
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in ("psycopg", ""):
+            raise ConfigError("use the psycopg 3 driver: postgresql+psycopg://...", field="DIAGUIDE_DATABASE_URL")
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
+    event.listen(engine, "before_cursor_execute", _refuse_unusable_parameters)
+    return engine
+
+
+def _refuse_unusable_parameters(conn, cursor, statement, parameters, context, executemany) -> None:
+    """The last net under every query: a NUL byte or a lone surrogate in a parameter is an InputError
+    (a 400), not the driver's error (a 500) — PostgreSQL's text has no NUL, neither database's no surrogate."""
+    positions = getattr(getattr(context, "compiled", None), "positiontup", None) or ()
+    for row in parameters if executemany else [parameters]:
+        for key, value in row.items() if isinstance(row, dict) else enumerate(row or ()):
+            if isinstance(value, str) and (problem := bad_text(value)):
+                name = key if isinstance(key, str) else (positions[key] if key < len(positions) else None)
+                raise InputError(problem, field=re.sub(r"_\d+$", "", name) if name else None)
 
 
 class Store:
@@ -177,10 +209,15 @@ class Store:
             yield s
 
     def add(self, *rows: Base) -> None:
+        """Insert `rows`; an InputError naming `table.column` for a text the database cannot hold."""
+        for row in rows:
+            check_row(row)
         with self.session() as s:
             s.add_all(rows)
 
     def get(self, model: type[Base], key: Any) -> Any:
+        if isinstance(key, str) and bad_text(key):
+            return None  # no row has such an id, and PostgreSQL would refuse the query (NUL)
         with self._sessions() as s:
             return s.get(model, key)
 
