@@ -110,6 +110,8 @@ def demo_command(host: str = "127.0.0.1", port: int = 8000, serve: bool = True) 
     if not serve:
         return 0
     os.environ.setdefault("DIAGUIDE_DEMO", "1")
+    # the demo's own database: demo mode is refused on any other (docs/security.md#demo-mode)
+    os.environ.setdefault("DIAGUIDE_DATABASE_URL", f"sqlite:///{(DEMO_DIR / 'diaguide-demo.db').resolve()}")
     os.environ.setdefault("DIAGUIDE_CDS_AUTH", "off")
     os.environ.setdefault("DIAGUIDE_SAMPLES", str(DEMO_DIR))
     # the model's narrative is computed in the background and shown beside the checked plan

@@ -5,11 +5,10 @@ Shared by the access/session tests and the input/log tests; add fixtures, do not
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 from tests.service.conftest import db_url, demo_client, ehr_keys, make_client, postgres_url  # noqa: F401
+from tests.service.forms import csrf_of
 
 from diaguide.service.auth_users import create_user
 
@@ -23,13 +22,6 @@ def bearer(client: TestClient, username: str, password: str | None = None) -> di
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def csrf_of(client: TestClient, path: str = "/login") -> str:
-    """The CSRF token of the page's forms for this client's cookies (the page sets its nonce cookie)."""
-    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
 
 
 def page_login(client: TestClient, username: str) -> None:

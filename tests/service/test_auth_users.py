@@ -1,7 +1,10 @@
 """Physicians' logins: hashed passwords, signed sessions, roles; no patient data without one."""
 
+from tests.service.forms import csrf_of
+
 from diaguide.service.auth_users import (
     Principal,
+    SessionClaims,
     SessionSigner,
     authenticate,
     create_user,
@@ -21,8 +24,8 @@ def test_passwords_are_salted_scrypt_hashes():
 
 def test_sessions_are_signed_and_expire():
     signer = SessionSigner("k", hours=1)
-    token = signer.issue(Principal("ana", "physician"))
-    assert signer.read(token) == Principal("ana", "physician")
+    token = signer.issue(Principal("ana", "physician", version=3))
+    assert signer.read(token) == SessionClaims("ana", 3)  # who and which token version; never the role
     body, _, sig = token.rpartition(".")
     assert signer.read(body.replace(body[2], "A" if body[2] != "A" else "B") + "." + sig) is None
     assert SessionSigner("other", hours=1).read(token) is None
@@ -39,9 +42,12 @@ def test_login_page_and_rest_token(make_client):
     # no login: the page sends to the login form, the API answers 401
     assert client.get("/", follow_redirects=False).headers["location"].startswith("/login")
     assert client.get("/api/v1/recommendations/x").status_code == 401
-    assert client.post("/login", data={"username": "dr.li", "password": "bad"}).status_code == 401
+    form = {"csrf": csrf_of(client)}
+    assert client.post("/login", data={"username": "dr.li", "password": "bad", **form}).status_code == 401
 
-    response = client.post("/login", data={"username": "dr.li", "password": "physician-pass"}, follow_redirects=False)
+    response = client.post(
+        "/login", data={"username": "dr.li", "password": "physician-pass", **form}, follow_redirects=False
+    )
     assert response.status_code == 303
     assert "httponly" in response.headers["set-cookie"].lower()
     assert client.get("/").status_code == 200  # the cookie now opens the page
@@ -74,7 +80,7 @@ def test_login_redirect_never_leaves_the_site(make_client):
     client = make_client(admin_username="admin", admin_password="admin-pass-1")
     response = client.post(
         "/login",
-        data={"username": "admin", "password": "admin-pass-1", "next": "//evil.example/x"},
+        data={"username": "admin", "password": "admin-pass-1", "next": "//evil.example/x", "csrf": csrf_of(client)},
         follow_redirects=False,
     )
     assert response.headers["location"] == "/"

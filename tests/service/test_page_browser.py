@@ -169,3 +169,55 @@ def test_the_arni_row_from_ingest_to_the_page(live_app, tmp_path):
         expect(rows.filter(has_text="lisinopril")).to_have_count(0)
         expect(page.get_by_test_id("treatment")).to_contain_text("not started: the safety check calls it critical")
         browser.close()
+
+
+@pytest.fixture
+def other_origin(tmp_path):
+    """A site on another origin (localhost vs 127.0.0.1) serving the files written to the folder it yields."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    folder = tmp_path / "other-origin"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://localhost:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_page_cannot_be_framed_and_refuses_a_form_from_another_origin(live_app, other_origin):
+    """Issue 18, items 6-7: clickjacking and cross-site posts, as Chromium enforces them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from diaguide.service.store import Recommendation
+
+    app, base = live_app
+    folder, evil = other_origin
+    (folder / "frame.html").write_text(f'<iframe id="victim" src="{base}/?lang=en"></iframe>', encoding="utf-8")
+    (folder / "post.html").write_text(
+        f'<form id="x" method="post" action="{base}/page/recommend">'
+        '<input name="sample" value="s0"><input name="csrf" value="guessed"></form>',
+        encoding="utf-8",
+    )
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{base}/?lang=en")
+        expect(page.get_by_test_id("demo-banner")).to_be_visible()  # the page itself renders
+        page.goto(f"{evil}/frame.html", wait_until="load")  # "load" waits for the frame too
+        expect(page.frame_locator("#victim").get_by_test_id("demo-banner")).to_have_count(0)
+        page.goto(f"{evil}/post.html")
+        with page.expect_navigation() as posted:
+            page.evaluate("document.getElementById('x').submit()")
+        assert posted.value.status == 403
+        browser.close()
+    assert app.state.ctx.store.count(Recommendation) == 0

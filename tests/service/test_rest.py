@@ -45,7 +45,14 @@ def test_visit_in_plan_out_stored_and_fed_back(make_client, db_url):
     assert store.count(Feedback) == 1
 
     audit = client.get("/api/v1/audit").json()
-    created = next(a for a in audit if a["recommendation_id"] == body["id"])
+    # the creation, the read and the feedback each name the recommendation (issue 18, item 2)
+    about = [a for a in audit if a["recommendation_id"] == body["id"]]
+    assert [a["route"] for a in about] == [
+        "/api/v1/feedback",
+        "/api/v1/recommendations/{rec_id}",
+        "/api/v1/recommendations",
+    ]
+    created = about[-1]
     assert created["record_hash"] == body["record_hash"] and created["rule_version"]
     assert created["model_version"] == "rules" and created["engine_ms"] is not None
     # no patient text anywhere in the audit trail

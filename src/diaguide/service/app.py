@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -20,8 +22,9 @@ from diaguide import __version__
 from diaguide.errors import ConfigError, InputError
 from diaguide.service import logging as service_logging
 from diaguide.service.auth_jwt import JWTVerifier
-from diaguide.service.auth_users import SessionSigner, create_user
-from diaguide.service.deps import Context, Unauthorized
+from diaguide.service.auth_throttle import Limits, Throttle
+from diaguide.service.auth_users import SessionSigner, create_user, dummy_hash
+from diaguide.service.deps import Context, Unauthorized, current_user, require_user
 from diaguide.service.engine import EngineUnavailable
 from diaguide.service.metrics import render
 from diaguide.service.middleware import ServiceMiddleware
@@ -34,9 +37,43 @@ log = logging.getLogger("diaguide.service")
 HERE = Path(__file__).resolve().parent
 
 
+def refuse_unsafe_demo(settings: Settings, store: Store, host: str | None = None) -> None:
+    """Demo mode (every caller an admin, no login) only on loopback and on a database that is a demo's own:
+    a ConfigError, logged as critical, otherwise (docs/security.md#demo-mode). Production is refused on a demo's
+    database too: anyone could have written to it."""
+    wanted = "demo" if settings.demo else "production"
+    problem = None
+    if settings.demo and host is not None and not _loopback(host):
+        problem = f"demo mode (no login, every caller an admin) refused on host {host!r}: serve it on 127.0.0.1"
+    elif store.mode(wanted) != wanted:
+        problem = f"{'demo mode' if settings.demo else 'production'} refused on a {store.mode(wanted)} database: " + (
+            "point DIAGUIDE_DATABASE_URL at the demo's own database"
+            if settings.demo
+            else "anyone could write a demo's database; use a new one"
+        )
+    if problem:
+        log.critical(problem, extra={"event": "config_refused"})
+        raise ConfigError(problem, field="DIAGUIDE_DEMO")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def build_context(settings: Settings) -> Context:
     store = Store(settings.database_url)
+    try:
+        refuse_unsafe_demo(settings, store)
+    except ConfigError:
+        store.close()
+        raise
     store.purge_tokens()
+    dummy_hash()  # computed now, so the first login of an unknown user costs what any other does
     if settings.admin_username and settings.admin_password:
         create_user(store, settings.admin_username, settings.admin_password, role="admin")
     if not settings.secret_key and not settings.demo:
@@ -55,6 +92,15 @@ def build_context(settings: Settings) -> Context:
         signer=SessionSigner(settings.secret_key, settings.session_hours),
         narratives=NarrativeCache(store, narrator, settings.model_version),
         samples=load_samples(settings.samples),
+        throttle=Throttle(
+            store,
+            Limits(settings.login_free_failures, settings.login_lockout_failures, settings.login_lockout_seconds),
+            Limits(
+                settings.login_address_free_failures,
+                settings.login_address_lockout_failures,
+                settings.login_lockout_seconds,
+            ),
+        ),
     )
 
 
@@ -76,6 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="CDS Hooks services, REST API and physician page for diabetes outpatient care."
         + (" **DEMO MODE: synthetic patients, no authentication.**" if settings.demo else ""),
         lifespan=lifespan,
+        # docs/security.md#settings: in production the API's own description is behind a login or off
+        docs_url="/docs" if settings.api_docs == "open" else None,
+        redoc_url="/redoc" if settings.api_docs == "open" else None,
+        openapi_url="/openapi.json" if settings.api_docs == "open" else None,
     )
     app.state.ctx = ctx
     _routes(app, ctx)
@@ -97,6 +147,8 @@ def _routes(app: FastAPI, ctx: Context) -> None:
     app.include_router(rest.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if ctx.settings.api_docs == "login":
+        _docs_behind_login(app)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
@@ -148,10 +200,41 @@ def _routes(app: FastAPI, ctx: Context) -> None:
                 status = "degraded" if checks["model"]["ok"] is False else "starting model"
         return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    def metrics() -> Response:
-        body, content_type = render()
-        return Response(body, media_type=content_type)
+    if ctx.settings.metrics != "off":
+
+        @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (open, or a login / metrics_token)")
+        def metrics(request: Request) -> Response:
+            if ctx.settings.metrics == "login" and not _may_scrape(request, ctx):
+                raise Unauthorized()
+            body, content_type = render()
+            return Response(body, media_type=content_type)
+
+
+def _may_scrape(request: Request, ctx: Context) -> bool:
+    import hmac
+
+    token = ctx.settings.metrics_token
+    auth = request.headers.get("authorization", "")
+    if token and hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
+        return True
+    return current_user(request, ctx) is not None
+
+
+def _docs_behind_login(app: FastAPI) -> None:
+    """/openapi.json, /docs and /redoc for logged-in users only (page cookie or bearer token)."""
+    login = [Depends(require_user)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=login)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=login)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=login)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} API")
 
 
 def _store_ok(ctx: Context) -> bool:
@@ -182,11 +265,16 @@ def serve_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -
     import uvicorn
 
     settings = load_settings()
+    service_logging.configure()
+    store = Store(settings.database_url)  # migrate once, before workers race to do it
+    try:
+        refuse_unsafe_demo(settings, store, host)
+    finally:
+        store.close()
     if settings.cds_auth == "jwt" and not settings.cds_trusted_issuers:
         log.warning("no trusted EHR issuers: every CDS Hooks call will be refused", extra={"event": "config_warning"})
     if workers < 1:
         raise ConfigError("workers must be at least 1", field="--workers")
-    Store(settings.database_url).close()  # migrate once, before workers race to do it
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, **UVICORN_OPTIONS)
     else:

@@ -23,7 +23,26 @@ from diaguide.service.metrics import LATENCY, REQUESTS
 from diaguide.service.store import AuditRecord
 
 log = logging.getLogger("diaguide.service")
-AUDITED_PREFIXES = ("/cds-services", "/api/v1", "/login")
+AUDITED_PREFIXES = ("/cds-services", "/api/v1", "/login", "/logout")
+
+
+# docs/security.md#headers: no framing (clickjacking), no MIME sniffing, no referrer carrying a record's URL,
+# nothing kept in a browser's or proxy's cache, scripts and styles from this origin only
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+DOCS_CSP = "frame-ancestors 'none'"  # the API docs load Swagger UI / ReDoc from their CDN with inline scripts
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", (DOCS_CSP if path.startswith(DOCS_PATHS) else CSP).encode()),
+    ]
+    if not path.startswith("/static/"):
+        headers.append((b"cache-control", b"no-store"))
+    return headers
 
 
 class BodyTooLarge(HTTPException):
@@ -80,6 +99,7 @@ class ServiceMiddleware:
                 status_box["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers += security_headers(path)
                 if audit:
                     audit_id = await self._audit(ctx, scope, note, message["status"], start, digest if size else None)
                     headers.append((b"x-audit-id", audit_id.encode()))
@@ -147,6 +167,7 @@ class ServiceMiddleware:
             record_hash=note.get("record_hash"),
             recommendation_id=note.get("recommendation_id"),
             principal=note.get("principal"),
+            reason=note.get("reason"),
             model_version=ctx.settings.model_version,
             adapter_version=ctx.settings.adapter_version,
             rule_version=rule_version(),

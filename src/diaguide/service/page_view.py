@@ -63,6 +63,12 @@ TEXT: dict[str, dict[str, str]] = {
         "error": "Could not read the record",
         "source_guideline": "Plan: DiaGuide guideline engine, safety-checked.",
         "source_submitted": "Plan: as submitted (physician or model), safety-checked.",
+        "glass_title": "Not a record you created",
+        "glass_explain": "You may open it only in an emergency or with another clinical reason. "
+        "The access and your reason are recorded in the audit trail.",
+        "glass_go": "Open with this reason (break glass)",
+        "locked": "Too many failed logins. Try again later.",
+        "refused": "Refused: the form did not come from this page. Reload the page and try again.",
     },
     "zh": {
         "title": "DiaGuide — 糖尿病门诊辅助",
@@ -107,6 +113,11 @@ TEXT: dict[str, dict[str, str]] = {
         "error": "无法读取病历",
         "source_guideline": "方案来源：DiaGuide 指南引擎，已经安全核查。",
         "source_submitted": "方案来源：提交的方案（医生或模型），已经安全核查。",
+        "glass_title": "不是您创建的病历",
+        "glass_explain": "仅在紧急情况或有其他临床理由时才可打开。本次访问及理由将记录在审计日志中。",
+        "glass_go": "说明理由后打开（紧急访问）",
+        "locked": "登录失败次数过多，请稍后再试。",
+        "refused": "已拒绝：表单不是从本页面提交的。请刷新页面后重试。",
     },
 }
 ACTION_ZH = {"start": "开始", "continue": "继续", "adjust": "调整", "stop": "停用"}

@@ -10,14 +10,27 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from diaguide.records.schema import Plan
 from diaguide.service import engine
-from diaguide.service.auth_users import authenticate, create_user
-from diaguide.service.deps import Admin, Context, Ctx, User, audit_note
-from diaguide.service.store import AuditRecord, Base, Feedback, Narrative, Recommendation, new_id
+from diaguide.service.auth_throttle import username_hash
+from diaguide.service.auth_users import Principal, create_user, end_sessions, set_password
+from diaguide.service.deps import (
+    BREAK_GLASS_HEADER,
+    Admin,
+    Context,
+    Ctx,
+    Forbidden,
+    Physician,
+    User,
+    audit_note,
+    authorize_read,
+    break_glass_reason,
+)
+from diaguide.service.store import AuditRecord, Card, Feedback, Narrative, Recommendation, new_id
 
 router = APIRouter(prefix="/api/v1", tags=["REST API"])
 
@@ -31,6 +44,14 @@ class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=200)
     role: Literal["physician", "admin"] = "physician"
+    ehr_user: str | None = Field(
+        None, max_length=200, description="the EHR's userId for this physician (CDS Hooks context.userId)"
+    )
+
+
+class PasswordIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
 
 
 class TokenOut(BaseModel):
@@ -73,6 +94,7 @@ class AuditOut(BaseModel):
     record_hash: str | None
     recommendation_id: str | None
     principal: str | None
+    reason: str | None = Field(None, description="a break-glass access's stated reason")
     model_version: str | None
     adapter_version: str | None
     rule_version: str | None
@@ -103,19 +125,65 @@ EXAMPLE_VISIT = {
 }
 
 
-@router.post("/auth/token", response_model=TokenOut, summary="log in; returns a bearer token")
-def token(body: TokenIn, ctx: Ctx, request: Request) -> TokenOut:
-    principal = authenticate(ctx.store, body.username, body.password)
-    if principal is None:
+BREAK_GLASS = Annotated[
+    str | None,
+    Header(
+        alias=BREAK_GLASS_HEADER,
+        description="break glass: read a record you did not create, giving the reason (audited)",
+    ),
+]
+FORBIDDEN = {403: {"description": f"not your patient's record: send {BREAK_GLASS_HEADER} to break glass"}}
+
+
+def _forbidden() -> HTTPException:
+    return HTTPException(403, f"not a record you created: to read it anyway, give the reason in {BREAK_GLASS_HEADER}")
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    summary="log in; returns a bearer token",
+    responses={429: {"description": "too many failed logins: wait Retry-After seconds"}},
+)
+def token(body: TokenIn, ctx: Ctx, request: Request) -> TokenOut | JSONResponse:
+    result = ctx.throttle.login(body.username, body.password, request.client.host if request.client else None)
+    if result.retry_after > 0:
+        audit_note(request, outcome="login_locked", principal=username_hash(body.username))
+        wait = str(int(result.retry_after) + 1)
+        return JSONResponse({"detail": "too many failed logins; try later"}, 429, headers={"Retry-After": wait})
+    if result.principal is None:
+        audit_note(request, outcome="login_failed", principal=username_hash(body.username))
         raise HTTPException(401, "wrong username or password")
-    audit_note(request, principal=principal.username)
-    return TokenOut(access_token=ctx.signer.issue(principal), role=principal.role)
+    audit_note(request, principal=result.principal.username, outcome="login")
+    return TokenOut(access_token=ctx.signer.issue(result.principal), role=result.principal.role)
 
 
-@router.post("/users", status_code=201, summary="create a login or reset its password (admin)")
+@router.post("/auth/logout", status_code=204, summary="end every session of the logged-in user")
+def logout(ctx: Ctx, user: User) -> None:
+    end_sessions(ctx.store, user.username)
+
+
+@router.post("/auth/password", status_code=204, summary="change your password; every session of yours ends")
+def password(body: PasswordIn, request: Request, ctx: Ctx, user: User) -> None:
+    # the current password is checked through the login throttle: a stolen session cannot guess it quickly
+    check = ctx.throttle.login(user.username, body.current_password, request.client.host if request.client else None)
+    if user.demo or check.principal is None:
+        raise HTTPException(403, "the current password is wrong")
+    set_password(ctx.store, user.username, body.new_password)
+
+
+@router.post("/users", status_code=201, summary="create a login or reset its password and role (admin)")
 def add_user(body: UserIn, ctx: Ctx, admin: Admin) -> dict[str, str]:
-    create_user(ctx.store, body.username, body.password, body.role)
+    if admin.demo:
+        raise HTTPException(403, "demo mode has no logins: start the service without DIAGUIDE_DEMO to add users")
+    create_user(ctx.store, body.username, body.password, body.role, body.ehr_user)
     return {"username": body.username, "role": body.role}
+
+
+@router.post("/users/{username}/deactivate", status_code=204, summary="end a user's sessions and logins (admin)")
+def deactivate_user(username: str, ctx: Ctx, admin: Admin) -> None:
+    if admin.demo or not end_sessions(ctx.store, username, deactivate=True):
+        raise HTTPException(404, "no such user")
 
 
 def to_out(row: Recommendation) -> RecommendationOut:
@@ -130,7 +198,7 @@ def to_out(row: Recommendation) -> RecommendationOut:
     )
 
 
-def store_result(ctx, result: engine.Result, channel: str) -> Recommendation:
+def store_result(ctx, result: engine.Result, channel: str, user: Principal) -> Recommendation:
     row = Recommendation(
         id=new_id(),
         created_at=dt.datetime.now(dt.timezone.utc),
@@ -141,6 +209,7 @@ def store_result(ctx, result: engine.Result, channel: str) -> Recommendation:
         complexity=result.complexity,
         warnings=result.warnings,
         plan_source=result.plan_source,
+        created_by=user.username,
     )
     ctx.store.add(row)
     return row
@@ -156,7 +225,7 @@ def store_result(ctx, result: engine.Result, channel: str) -> Recommendation:
 async def create_recommendation(
     request: Request,
     ctx: Ctx,
-    user: User,
+    user: Physician,
     payload: Annotated[
         dict[str, Any],
         Body(description='a Visit, a FHIR Bundle, {"visit": ...} or {"bundle": ...}', examples=[EXAMPLE_VISIT]),
@@ -165,37 +234,66 @@ async def create_recommendation(
     visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "request")
     submitted = engine.plan_from_payload(payload, "request")
     result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
-    row = await anyio.to_thread.run_sync(store_result, ctx, result, "rest")
+    row = await anyio.to_thread.run_sync(store_result, ctx, result, "rest", user)
     await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))
     return to_out(row)
 
 
-def _stored(ctx: Context, model: type[Base], key: str, missing: str) -> Any:
-    """The stored row of `model` under `key`; a 404 saying `missing` when there is none."""
-    row = ctx.store.get(model, key)
+def readable(request: Request, ctx: Context, user: Principal, recs: list[Recommendation], reason: str | None) -> None:
+    """The access check of every REST read or write of a record (docs/security.md#access-model): 404, 403 or pass."""
+    if not recs:
+        raise HTTPException(404, "no such recommendation")
+    try:
+        authorize_read(request, user, recs, break_glass_reason(request, reason))
+    except Forbidden:
+        raise _forbidden() from None
+
+
+@router.get(
+    "/recommendations/{rec_id}",
+    response_model=RecommendationOut,
+    summary="a stored recommendation (yours, or with a break-glass reason)",
+    responses=FORBIDDEN,
+)
+def get_recommendation(rec_id: str, request: Request, ctx: Ctx, user: User, reason: BREAK_GLASS = None) -> Any:
+    row = ctx.store.get(Recommendation, rec_id)
+    readable(request, ctx, user, [row] if row else [], reason)
+    return to_out(row)
+
+
+@router.get(
+    "/narratives/{record_hash}",
+    response_model=NarrativeOut,
+    summary="the model narrative of a record (yours, or with a break-glass reason)",
+    responses=FORBIDDEN,
+)
+def get_narrative(record_hash: str, request: Request, ctx: Ctx, user: User, reason: BREAK_GLASS = None) -> Any:
+    readable(request, ctx, user, ctx.store.recommendations_of(record_hash), reason)
+    row = ctx.store.get(Narrative, record_hash)
     if row is None:
-        raise HTTPException(404, missing)
-    return row
-
-
-@router.get("/recommendations/{rec_id}", response_model=RecommendationOut, summary="a stored recommendation")
-def get_recommendation(rec_id: str, ctx: Ctx, user: User) -> RecommendationOut:
-    return to_out(_stored(ctx, Recommendation, rec_id, "no such recommendation"))
-
-
-@router.get("/narratives/{record_hash}", response_model=NarrativeOut, summary="the model narrative of a record")
-def get_narrative(record_hash: str, ctx: Ctx, user: User) -> NarrativeOut:
-    row = _stored(ctx, Narrative, record_hash, "no narrative for this record")
+        raise HTTPException(404, "no narrative for this record")
     return NarrativeOut(record_hash=row.record_hash, status=row.status, text=row.text, model_version=row.model_version)
 
 
-@router.post("/feedback", response_model=FeedbackOut, status_code=201, summary="accept, modify or reject a plan")
-def post_feedback(body: FeedbackIn, ctx: Ctx, user: User) -> FeedbackOut:
+@router.post(
+    "/feedback",
+    response_model=FeedbackOut,
+    status_code=201,
+    summary="accept, modify or reject a plan (yours, or with a break-glass reason)",
+    responses=FORBIDDEN,
+)
+def post_feedback(body: FeedbackIn, request: Request, ctx: Ctx, user: User, reason: BREAK_GLASS = None) -> Any:
     if not body.recommendation_id and not body.card_uuid:
         raise HTTPException(400, "recommendation_id or card_uuid is required")
-    if body.recommendation_id:
-        _stored(ctx, Recommendation, body.recommendation_id, "no such recommendation")
+    rec_id = body.recommendation_id
+    if not rec_id:
+        card = ctx.store.get(Card, body.card_uuid)
+        if card is None or card.recommendation_id is None:
+            raise HTTPException(404, "no such card")
+        rec_id = card.recommendation_id
+    row = ctx.store.get(Recommendation, rec_id)
+    readable(request, ctx, user, [row] if row else [], reason)
     row = Feedback(
         channel="rest",
         recommendation_id=body.recommendation_id,

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="EHR front ends allowed to call from a browser")
     secret_key: str | None = Field(None, description="signs login sessions; random per process when unset")
     session_hours: float = Field(12.0, gt=0)
+    login_free_failures: int = Field(3, ge=1, description="failed logins per account before delays start")
+    login_lockout_failures: int = Field(10, ge=2, description="failed logins that lock an account")
+    login_address_free_failures: int = Field(20, ge=1, description="failed logins per client address before delays")
+    login_address_lockout_failures: int = Field(100, ge=2, description="failed logins that lock a client address")
+    login_lockout_seconds: float = Field(900.0, gt=0, description="the longest delay; a locked key waits this long")
+    api_docs: Literal["open", "login", "off"] | None = Field(
+        None, description="/docs, /redoc, /openapi.json: open, behind a login, or off; default open only in demo"
+    )
+    metrics: Literal["open", "login", "off"] | None = Field(
+        None, description="/metrics: open, behind a login or metrics_token, or off; default open only in demo"
+    )
+    metrics_token: str | None = Field(None, description="a bearer token a Prometheus scraper may use for /metrics")
     admin_username: str | None = Field(None, description="created at startup when missing")
     admin_password: str | None = None
     samples: str | None = Field(None, description="visits.jsonl file or demo folder with sample patients")
@@ -62,6 +74,10 @@ class Settings(BaseSettings):
     def _auth_default(self) -> Settings:
         if self.cds_auth is None:
             self.cds_auth = "off" if self.demo else "jwt"
+        if self.api_docs is None:
+            self.api_docs = "open" if self.demo else "login"
+        if self.metrics is None:
+            self.metrics = "open" if self.demo else "login"
         return self
 
     @cached_property

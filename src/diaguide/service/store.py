@@ -50,6 +50,7 @@ class AuditRecord(Base):
     record_hash: Mapped[str | None] = mapped_column(String(64))
     recommendation_id: Mapped[str | None] = mapped_column(String(36))
     principal: Mapped[str | None] = mapped_column(String(200), doc="issuer or username, never a token")
+    reason: Mapped[str | None] = mapped_column(String(200), doc="a break-glass access's stated reason")
     model_version: Mapped[str | None] = mapped_column(String(200))
     adapter_version: Mapped[str | None] = mapped_column(String(200))
     rule_version: Mapped[str | None] = mapped_column(String(64))
@@ -72,6 +73,10 @@ class Recommendation(Base):
     complexity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     plan_source: Mapped[str] = mapped_column(String(20), default="guideline", server_default="guideline")
+    # who may read it without breaking glass (docs/security.md#access-model): the physician who made it
+    # (REST, page) or, for a CDS Hooks call, the EHR user named in its context.userId
+    created_by: Mapped[str | None] = mapped_column(String(200), index=True)
+    ehr_user: Mapped[str | None] = mapped_column(String(200), index=True)
 
 
 class Card(Base):
@@ -122,6 +127,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), doc="physician | admin")
     active: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # raised on logout, password change, role change and deactivation: every older session stops working
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ehr_user: Mapped[str | None] = mapped_column(String(200), doc="the EHR's userId for this physician")
 
 
 class UsedToken(Base):
@@ -132,6 +140,25 @@ class UsedToken(Base):
     issuer: Mapped[str] = mapped_column(String(300), primary_key=True)
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class LoginFailure(Base):
+    """Failed logins per account (hashed username) and per client address, for throttling."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True, doc="user:<sha256> or addr:<address>")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StoreMeta(Base):
+    """Facts about the database itself: `mode` is demo or production (docs/security.md#demo-mode)."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 def check_row(row: Base) -> None:
@@ -242,6 +269,44 @@ class Store:
     def purge_tokens(self) -> None:
         with self.session() as s:
             s.query(UsedToken).filter(UsedToken.expires_at < _now()).delete()
+
+    def recommendations_of(self, record_hash: str, limit: int = 50) -> list[Recommendation]:
+        """Stored recommendations of one record (a narrative's record), newest first."""
+        with self._sessions() as s:
+            q = select(Recommendation).where(Recommendation.record_hash == record_hash)
+            return list(s.scalars(q.order_by(Recommendation.created_at.desc()).limit(limit)))
+
+    def foreign_cards(self, uuids: list[str], owner: str) -> list[str]:
+        """Which of these card uuids were issued for a recommendation someone other than `owner` asked for."""
+        with self._sessions() as s:
+            q = (
+                select(Card.uuid)
+                .join(Recommendation, Recommendation.id == Card.recommendation_id)
+                .where(Card.uuid.in_(uuids), Recommendation.created_by != owner)
+            )
+            return list(s.scalars(q))
+
+    def mode(self, wanted: str) -> str:
+        """The database's mode (demo | production), recorded by its first service start as `wanted`.
+
+        A database from before modes were recorded that already holds users or recommendations is production.
+        """
+        try:
+            return self._mode(wanted)
+        except IntegrityError:  # another worker recorded it first
+            return self._mode(wanted)
+
+    def _mode(self, wanted: str) -> str:
+        with self.session() as s:
+            row = s.get(StoreMeta, "mode")
+            if row is not None:
+                return row.value
+            used = s.scalar(select(func.count()).select_from(User)) or s.scalar(
+                select(func.count()).select_from(Recommendation)
+            )
+            mode = "production" if used else wanted
+            s.add(StoreMeta(key="mode", value=mode))
+            return mode
 
     def put_narrative(self, record_hash: str, status: str, text: str | None = None, **extra: Any) -> None:
         with self.session() as s:
