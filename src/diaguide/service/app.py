@@ -278,5 +278,7 @@ def serve_command(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, **UVICORN_OPTIONS)
     else:
-        uvicorn.run("diaguide.service.app:create_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        uvicorn.run(
+            "diaguide.service.app:create_app", factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS
+        )
     return 0

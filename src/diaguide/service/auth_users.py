@@ -2,7 +2,10 @@
 
 Passwords are hashed with scrypt (RFC 7914; n=2**14, r=8, p=1 — the parameters Python's docs
 and OWASP give for interactive logins). A session is an HMAC-SHA256-signed token carrying the
-user, role and expiry; it travels as an HttpOnly cookie (page) or a bearer token (REST).
+user, the user's token version and an expiry; it travels as an HttpOnly cookie (page) or a
+bearer token (REST). The role is never taken from the token: every request reads the user's
+row, so logout, a password or role change and deactivation end every older session at once
+(docs/security.md#sessions).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from sqlalchemy import select
@@ -33,10 +37,20 @@ class Principal:
     username: str
     role: str
     demo: bool = False
+    version: int = 0
+    ehr_user: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    """What a valid session token says: who, and which of the user's token versions it belongs to."""
+
+    username: str
+    version: int
 
 
 def hash_password(password: str) -> str:
@@ -58,8 +72,16 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, _unb64(digest))
 
 
-def create_user(store: Store, username: str, password: str, role: str = "physician") -> None:
-    """Add a user (or reset an existing user's password and role)."""
+@lru_cache(maxsize=1)
+def dummy_hash() -> str:
+    """A hash no password matches, checked for unknown users: one scrypt either way, so timing tells nothing."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def create_user(
+    store: Store, username: str, password: str, role: str = "physician", ehr_user: str | None = None
+) -> None:
+    """Add a user, or reset an existing user's password and role (which ends the user's sessions)."""
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}", field="role")
     if not username or len(password) < 8:
@@ -69,21 +91,59 @@ def create_user(store: Store, username: str, password: str, role: str = "physici
     with store.session() as s:
         user = s.scalar(select(User).where(User.username == username))
         if user is None:
-            s.add(User(username=username, password_hash=hash_password(password), role=role))
-        else:
+            s.add(User(username=username, password_hash=hash_password(password), role=role, ehr_user=ehr_user))
+            return
+        unchanged = user.role == role and user.active == 1 and verify_password(password, user.password_hash)
+        if ehr_user is not None:
+            unchanged, user.ehr_user = unchanged and user.ehr_user == ehr_user, ehr_user
+        if not unchanged:  # a restart with the same admin settings keeps its sessions
             user.password_hash, user.role, user.active = hash_password(password), role, 1
+            user.token_version += 1
 
 
 def authenticate(store: Store, username: str, password: str) -> Principal | None:
+    """The active user with this password, or None; the same scrypt cost whether the user exists or not."""
     if bad_text(username) or bad_text(password):
         return None  # no stored name has a NUL or a lone surrogate, and neither could be queried or hashed
     with store.session() as s:
         user = s.scalar(select(User).where(User.username == username, User.active == 1))
-        stored = user.password_hash if user else None
-        role = user.role if user else ""
-    # compare even for unknown users so timing does not reveal which usernames exist
-    ok = verify_password(password, stored or hash_password("x" * 12))
-    return Principal(username, role) if ok and stored else None
+        found = None if user is None else Principal(user.username, user.role, False, user.token_version, user.ehr_user)
+        stored = user.password_hash if user else dummy_hash()
+    ok = verify_password(password, stored)
+    return found if ok else None
+
+
+def set_password(store: Store, username: str, new: str) -> None:
+    """Set a user's new password (the caller checked the current one); every session of the user ends."""
+    if len(new) < 8:
+        raise InputError("the new password needs at least 8 characters", field="new_password")
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        user.password_hash = hash_password(new)
+        user.token_version += 1
+
+
+def end_sessions(store: Store, username: str, deactivate: bool = False) -> bool:
+    """End every session of `username` (logout); `deactivate` also stops the user logging in. False: no user."""
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            return False
+        user.token_version += 1
+        if deactivate:
+            user.active = 0
+    return True
+
+
+def session_user(store: Store, claims: SessionClaims | None) -> Principal | None:
+    """The user a session belongs to, read from the database; None once the session was ended."""
+    if claims is None:
+        return None
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.username == claims.username))
+        if user is None or user.active != 1 or user.token_version != claims.version or user.role not in ROLES:
+            return None
+        return Principal(user.username, user.role, False, user.token_version, user.ehr_user)
 
 
 class SessionSigner:
@@ -92,27 +152,28 @@ class SessionSigner:
         self.seconds = int(hours * 3600)
 
     def issue(self, principal: Principal) -> str:
-        body = _b64(
-            json.dumps({"u": principal.username, "r": principal.role, "e": int(time.time()) + self.seconds}).encode()
-        )
-        return f"{body}.{self._sign(body)}"
+        claims = {"u": principal.username, "v": principal.version, "e": int(time.time()) + self.seconds}
+        body = _b64(json.dumps(claims).encode())
+        return f"{body}.{self.sign(body)}"
 
-    def read(self, token: str | None) -> Principal | None:
+    def read(self, token: str | None) -> SessionClaims | None:
         if not token or "." not in token:
             return None
         body, _, sig = token.rpartition(".")
-        if not hmac.compare_digest(sig, self._sign(body)):
+        if not hmac.compare_digest(sig, self.sign(body)):
             return None
         try:
             data = json.loads(_unb64(body))
         except ValueError:
             return None
-        if data.get("e", 0) < time.time() or data.get("r") not in ROLES:
+        if not isinstance(data, dict) or not isinstance(data.get("e"), int) or data["e"] < time.time():
             return None
-        return Principal(str(data["u"]), data["r"])
+        if not isinstance(data.get("u"), str) or not isinstance(data.get("v"), int):
+            return None
+        return SessionClaims(data["u"], data["v"])
 
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self.key, body.encode("ascii"), hashlib.sha256).digest())
+    def sign(self, body: str) -> str:
+        return _b64(hmac.new(self.key, body.encode("utf-8"), hashlib.sha256).digest())
 
 
 def _b64(raw: bytes) -> str:
