@@ -24,6 +24,7 @@ from diaguide.service import logging as service_logging
 from diaguide.service.app import UVICORN_OPTIONS, create_app
 from diaguide.service.logging import JsonFormatter
 from diaguide.service.settings import Settings
+from diaguide.service.store import AuditRecord
 
 PATIENT_ID = "PAT-7f3e-SECRET"
 BIRTH_DATE = "1951-07-19"
@@ -98,6 +99,8 @@ def test_a_forced_500_logs_no_patient_text(broken_store_app, capfd):
     assert {e["request_id"] for e in errors} == {r.json()["request_id"] for r in (failed, failed_feedback, rest)}
     assert all(e["error"] in ("OperationalError", "ProgrammingError") for e in errors), errors
     assert failed.headers["x-request-id"] == failed.json()["request_id"]  # the catch-all answered, not uvicorn
+    audit = broken_store_app.state.ctx.store.get(AuditRecord, failed.headers["x-audit-id"])
+    assert (audit.status_code, audit.outcome) == (500, "server_error")
 
 
 def test_uvicorn_and_sqlalchemy_lines_are_json_without_arguments_or_tracebacks(capfd):
