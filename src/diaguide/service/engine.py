@@ -12,14 +12,12 @@ import hashlib
 import json
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from diaguide import clinical_data
 from diaguide.errors import DiaGuideError, InputError
 from diaguide.records.schema import Finding, MedicationOrder, Plan, Visit
 from diaguide.service.inputs import check_json
-
-KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"
 
 
 class EngineUnavailable(DiaGuideError):
@@ -53,12 +51,8 @@ def record_hash(visit: Visit) -> str:
 
 @lru_cache(maxsize=1)
 def rule_version() -> str:
-    """A hash of every knowledge YAML: which rules produced a recommendation (short, 16 hex)."""
-    digest = hashlib.sha256()
-    for path in sorted(KNOWLEDGE_DIR.rglob("*.yaml")):
-        digest.update(path.relative_to(KNOWLEDGE_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    """Which rules produced a recommendation: a hash of every clinical data file (`clinical_data.version`)."""
+    return clinical_data.version()
 
 
 def visits_from_bundle(bundle: dict[str, Any], source: str = "<bundle>") -> tuple[list[Visit], list[str]]:
