@@ -119,6 +119,21 @@ def test_uvicorn_and_sqlalchemy_lines_are_json_without_arguments_or_tracebacks(c
     assert PATIENT_ID not in logged and "Traceback" not in logged
 
 
+def test_a_dying_thread_logs_its_exception_type_only(capfd):
+    service_logging.configure()
+
+    def work():
+        raise ValueError(f"visit of {PATIENT_ID} born {BIRTH_DATE}")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    logged = capfd.readouterr().err
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert [(x["msg"], x["error"]) for x in lines] == [("uncaught exception in a thread", "ValueError")]
+    assert PATIENT_ID not in logged and BIRTH_DATE not in logged and "Traceback" not in logged
+
+
 def test_the_formatter_writes_a_line_whatever_the_text():
     formatter = JsonFormatter()
     own = logging.LogRecord("diaguide.service", logging.INFO, __file__, 1, "lone \ud800 %s", ("ok",), None)

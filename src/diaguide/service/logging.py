@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import threading
 
 # fields a record may carry in `extra=`; anything else is dropped, so nothing leaks by accident
 ALLOWED = (
@@ -87,3 +88,15 @@ def configure(level: str = "INFO") -> None:
         service.removeHandler(old)  # one line per record: the root handler writes it
     service.setLevel(level)
     service.propagate = True
+    threading.excepthook = _thread_died  # Python's default prints the traceback to stderr itself
+
+
+def _thread_died(args: threading.ExceptHookArgs) -> None:
+    """A worker thread's uncaught exception, through the JSON formatter: its type, never its traceback."""
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger("diaguide.service").error(
+        "uncaught exception in a thread",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"event": "error"},
+    )
