@@ -160,6 +160,7 @@ def test_encounter_start_precomputes_the_narrative(demo_client):
     cards = demo_client.post(PV, json=hook_request()).json()["cards"]
     narrative = cards[-1]
     assert narrative["summary"].startswith("DiaGuide narrative (model draft")
+    assert "HbA1c goal below" in narrative["detail"] and "MED:" not in narrative["detail"]  # sentences, not lines
     assert ctx.store.count(Narrative) == 1
 
 

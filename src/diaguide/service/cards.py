@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from diaguide.records.schema import Finding, LabOrder, MedicationOrder, Plan
+from diaguide.service.narrative_text import readable
 
 SUMMARY_LIMIT = 139
 SOURCE = {"label": "DiaGuide guideline and safety engine"}
@@ -232,8 +233,9 @@ def plan_card(
     return card
 
 
-def narrative_card(text: str | None, link: str, model_version: str) -> dict[str, Any]:
-    """The model's narrative when ready; otherwise a link to where it will appear."""
+def narrative_card(text: str | None, link: str, model_version: str, language: str = "en") -> dict[str, Any]:
+    """The model's narrative when ready, as sentences in the visit's language (`narrative_text.readable`, not the
+    GOAL:/MED: lines the model writes); otherwise a link to where it will appear."""
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "indicator": "info",
@@ -242,7 +244,7 @@ def narrative_card(text: str | None, link: str, model_version: str) -> dict[str,
     }
     if text:
         card["summary"] = "DiaGuide narrative (model draft, checked plan above)"
-        card["detail"] = "  \n".join(md(line) for line in text[:4000].splitlines())
+        card["detail"] = "  \n".join(md(line) for line in readable(text[:4000], language))
     else:
         card["summary"] = "DiaGuide narrative is being prepared — open the link in a moment"
     return card

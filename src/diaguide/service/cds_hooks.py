@@ -190,7 +190,8 @@ async def _plan_cards(
         if (f.rule_id, frozenset(d.lower() for d in f.drugs)) not in same
     ]
     ready = narrative.text if narrative is not None and narrative.status == "ready" else None
-    cards.append(narrative_card(ready, f"{base}/page/narratives/{result.record_hash}", ctx.settings.model_version))
+    link = f"{base}/page/narratives/{result.record_hash}"
+    cards.append(narrative_card(ready, link, ctx.settings.model_version, visit.language))
     rows = [rec] + [
         Card(uuid=c["uuid"], service="patient-view", recommendation_id=rec.id, indicator=c["indicator"]) for c in cards
     ]
