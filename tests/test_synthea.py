@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from diaguide import synthea
 from diaguide.cli import main
@@ -66,7 +67,10 @@ def test_an_ended_request_carries_its_end_date():
     exporter = synthea._exporter_class(Exporter)()
     start, end = dt.datetime(2016, 3, 1, 9), dt.datetime(2019, 4, 2, 9)
     ended = exporter._medication_request(SimpleNamespace(time=start, end_time=end), None)["resource"]
-    assert ended["dispenseRequest"]["validityPeriod"] == {"start": start.isoformat(), "end": end.isoformat()}
+    assert ended["dispenseRequest"]["validityPeriod"] == {"start": "2016-03-01", "end": "2019-04-02"}
+    # a valid R4 request, which the ingest reads (a time without a zone was not, and the request was skipped)
+    request = {**ended, "intent": "order", "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": {}}
+    assert MedicationRequest.model_validate(request).dispenseRequest.validityPeriod.end is not None
     ongoing = exporter._medication_request(SimpleNamespace(time=start, end_time=None), None)["resource"]
     assert "dispenseRequest" not in ongoing
 
@@ -130,7 +134,9 @@ def test_make_synthea_eval_end_to_end_on_a_tiny_population(tmp_path):
     assert {k: manifest["splits"][k]["records"] for k in ("train", "val", "test")} == summary["split_visits"]
     assert (run / "models" / "smollm2-135m-lora" / "adapter_config.json").is_file()
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
-    assert {"base", "lora", "carry_forward", "rules"} <= set(json.dumps(metrics).split('"'))
+    assert set(metrics["engines"]) == {"base", "lora", "carry_forward", "rules"}
+    for summary in metrics["engines"].values():
+        assert summary["n"] == 4 and "drug_f1" in summary["overall"]["metrics"]
 
     # the same seed gives the same patients
     again = tmp_path / "again"

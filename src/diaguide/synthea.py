@@ -88,7 +88,8 @@ def _exporter_class(base: type) -> type:
         def _medication_request(self, medication: Any, person: Any) -> dict[str, Any]:
             entry = super()._medication_request(medication, person)
             if medication.end_time is not None:
-                period = {"start": medication.time.isoformat(), "end": medication.end_time.isoformat()}
+                # dates, not times: Synthea's times carry no zone, which a FHIR dateTime with a time must have
+                period = {"start": medication.time.date().isoformat(), "end": medication.end_time.date().isoformat()}
                 entry["resource"].setdefault("dispenseRequest", {})["validityPeriod"] = period
             return entry
 
