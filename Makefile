@@ -93,10 +93,11 @@ $(SYN_ADAPTER)/adapter_config.json: $(SYNTHEA_DIR)/dataset/manifest.json configs
 	$(BIN)/diaguide train --config configs/smollm2-135m/lora-synthea.yaml --out $(SYN_ADAPTER) \
 	  data.dir=$(SYNTHEA_DIR)/dataset train.progress=false $(SYNTHEA_TRAIN)
 
-# the adapter is found where the evaluation looks for `lora` ($$DIAGUIDE_MODELS); no history ablation (time)
+# the adapter is found where the evaluation looks for `lora` ($$DIAGUIDE_MODELS); no history ablation (time); base
+# last: it writes up to the token limit twice (the strict retry) on most visits, ~40 s a visit on 2 busy cores
 $(SYNTHEA_DIR)/eval/metrics.json: $(SYN_ADAPTER)/adapter_config.json
 	DIAGUIDE_MODELS=$(abspath $(SYNTHEA_DIR)/models) $(BIN)/diaguide evaluate --dataset $(SYNTHEA_DIR)/dataset \
-	  --engines base,lora,carry_forward,rules --ablation none --out $(SYNTHEA_DIR)/eval $(SYNTHEA_EVAL)
+	  --engines lora,carry_forward,rules,base --ablation none --out $(SYNTHEA_DIR)/eval $(SYNTHEA_EVAL)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

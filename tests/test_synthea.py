@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _record(date: str, codes: list[str]) -> dict:
     diagnoses = [{"system": "icd10", "code": c, "display": ""} for c in codes]
-    return {"visit": {"visit_id": date, "patient_id": "p", "date": date, "diagnoses": diagnoses}, "plan": {}}
+    plan = {"treatment": "Patient was given the following immunizations: influenza.", "medications": []}
+    return {"visit": {"visit_id": date, "patient_id": "p", "date": date, "diagnoses": diagnoses}, "plan": plan}
 
 
 def test_select_keeps_visits_with_diabetes_in_the_window_and_names_bad_lines(tmp_path, capsys):
@@ -41,12 +42,24 @@ def test_select_keeps_visits_with_diabetes_in_the_window_and_names_bad_lines(tmp
 
     counts = synthea.select(src, out, since="2015-01-01")
 
-    kept = [json.loads(line)["visit"]["date"] for line in out.read_text().splitlines()]
-    assert kept == ["2017-06-01", "2018-06-01"]
-    assert counts == {"read": 7, "kept": 2, "before_window": 1, "no_diabetes": 2, "unreadable": 2}
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["visit"]["date"] for r in kept] == ["2017-06-01", "2018-06-01"]
+    assert [r["plan"] for r in kept] == [{"treatment": "", "medications": []}] * 2
+    assert counts == {
+        "read": 7,
+        "kept": 2,
+        "before_window": 1,
+        "no_diabetes": 2,
+        "unreadable": 2,
+        "treatment_dropped": 2,
+    }
     err = capsys.readouterr().err
     assert "line 6: visit.date" in err and "line 7: visit.date" in err
     assert synthea.select(src, tmp_path / "all.jsonl")["kept"] == 3  # no --since: every visit with diabetes
+    synthea.select(src, tmp_path / "as_read.jsonl", since="2015-01-01", keep_treatment=True)
+    assert json.loads((tmp_path / "as_read.jsonl").read_text().splitlines()[0])["plan"]["treatment"].startswith(
+        "Patient"
+    )
 
 
 def test_select_errors_name_the_input(tmp_path):

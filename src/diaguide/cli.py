@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("records")
     g.add_argument("--since", default=None, help="first day kept (default: every visit with diabetes)")
     g.add_argument("--out", required=True)
+    g.add_argument(
+        "--keep-treatment", action="store_true", help="keep the plans' treatment text (Synthea's: the note's plan)"
+    )
 
     s = sub.add_parser("doctor", help="check this install: versions, CPU, llama.cpp build, database, model, engine")
     s.add_argument("--no-probe", dest="probe", action="store_false", help="do not start the engine in a child process")

@@ -61,7 +61,8 @@ def synthea_command(action: str, **kw: Any) -> int:
     counts = select(**kw)
     print(
         f"diaguide synthea select: kept {counts['kept']} of {counts['read']} records "
-        f"({counts['before_window']} before the window, {counts['no_diabetes']} without diabetes)",
+        f"({counts['before_window']} before the window, {counts['no_diabetes']} without diabetes); "
+        f"treatment text emptied in {counts['treatment_dropped']}",
         file=sys.stderr,
     )
     return 0
@@ -264,8 +265,15 @@ def has_diabetes(visit: dict[str, Any]) -> bool:
     return False
 
 
-def select(records: str | Path, out: str | Path, since: str | None = None) -> dict[str, int]:
+def select(
+    records: str | Path, out: str | Path, since: str | None = None, keep_treatment: bool = False
+) -> dict[str, int]:
     """Keep the `{visit, plan}` lines of visits (on or after `since`) whose diagnoses include diabetes.
+
+    The plan's treatment text is emptied unless `keep_treatment`: what `ingest --plans` finds there in a Synthea
+    bundle is the note's plan section, the immunizations and procedures done at the visit, not a treatment; a
+    135M model trained on those lists repeats them until the token limit and never writes its MED lines
+    (docs/evaluation.md, "Synthea"). The orders, labs and goal are kept as read.
 
     A line that is not JSON or has no visit date is named on stderr and counted, never written.
 
@@ -277,7 +285,7 @@ def select(records: str | Path, out: str | Path, since: str | None = None) -> di
     src = Path(records)
     if not src.is_file():
         raise InputError("no such file", source=str(src))
-    counts = Counter(read=0, kept=0, before_window=0, no_diabetes=0, unreadable=0)
+    counts = Counter(read=0, kept=0, before_window=0, no_diabetes=0, unreadable=0, treatment_dropped=0)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with src.open(encoding="utf-8") as fh, Path(out).open("w", encoding="utf-8") as dst:
         for number, value in json_lines(fh):
@@ -295,5 +303,9 @@ def select(records: str | Path, out: str | Path, since: str | None = None) -> di
                 counts["no_diabetes"] += 1
             else:
                 counts["kept"] += 1
+                plan = value.get("plan")
+                if not keep_treatment and isinstance(plan, dict) and plan.get("treatment"):
+                    value = {**value, "plan": {**plan, "treatment": ""}}
+                    counts["treatment_dropped"] += 1
                 dst.write(json.dumps(value, ensure_ascii=False) + "\n")
     return dict(counts)
