@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 
 import pytest
@@ -38,9 +39,8 @@ def test_the_schema_vocabulary_is_the_file_in_its_order() -> None:
 def test_glucose_lowering_and_insulin_come_from_the_data() -> None:
     assert frozenset(schema.DRUG_CLASSES) - {"acei", "arb", "statin", "other"} == schema.GLUCOSE_LOWERING_CLASSES
     assert classes.INSULIN_CLASSES == ("basal_insulin", "prandial_insulin", "premixed_insulin")
-    assert classes.NON_INSULIN_CLASSES == (
-        "metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi"
-    )  # fmt: skip
+    non_insulin = [c for c in classes.CLASS_IDS if c in schema.GLUCOSE_LOWERING_CLASSES - set(classes.INSULIN_CLASSES)]
+    assert list(classes.NON_INSULIN_CLASSES) == non_insulin and non_insulin[:2] == ["metformin", "sglt2i"]
     assert [classes.get(c).insulin for c in classes.INSULIN_CLASSES] == ["basal", "prandial", "premixed"]
 
 
@@ -109,3 +109,51 @@ def test_the_parser_the_checker_and_the_writers_read_the_same_data() -> None:
 def test_an_unknown_class_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown drug class 'amylin'"):
         classes.get("amylin")
+
+
+def _selections(node: object, where: str = ""):
+    if isinstance(node, dict):
+        for key in ("classes", "class_groups"):
+            if isinstance(node.get(key), list):
+                yield key, node[key], where
+        for key, value in node.items():
+            yield from _selections(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _selections(value, f"{where}[{i}]")
+
+
+@pytest.mark.parametrize(
+    "name", ["safety/rules.yaml", "knowledge/interactions.yaml", "safety/complexity.yaml", "knowledge/guideline.yaml"]
+)
+def test_every_class_a_rule_selects_is_a_class_or_a_group_of_the_data(name: str) -> None:
+    for key, selected, where in _selections(clinical_data.load(name)):
+        known = classes.CLASS_GROUPS if key == "class_groups" else classes.CLASS_IDS
+        assert set(selected) <= set(known), f"{name}{where}.{key}: {sorted(set(selected) - set(known))}"
+
+
+def test_a_rule_for_a_group_covers_every_class_of_it() -> None:
+    assert classes.CLASS_GROUPS["all"] == frozenset(classes.CLASS_IDS) - {"other"}
+    assert classes.in_groups("agi", ["insulin", "glucose_lowering"]) and not classes.in_groups(
+        "statin", ["non_insulin"]
+    )
+    with pytest.raises(ConfigError, match="unknown class group 'insulins'"):
+        classes.in_groups("agi", ["insulins"])
+
+
+def _diaguide_imports(folder: str) -> set[str]:
+    found = set()
+    for path in (clinical_data.PACKAGE / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("diaguide"):
+                found |= {f"{node.module}.{a.name}" for a in node.names} if node.module == "diaguide" else {node.module}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("diaguide")}
+    return found
+
+
+def test_drugs_sit_at_the_bottom_and_records_import_no_layer_above() -> None:
+    assert _diaguide_imports("drugs") <= {"diaguide.clinical_data", "diaguide.errors", "diaguide.drugs.classes"}
+    above = ("knowledge", "safety", "prompts", "training", "inference", "evaluation", "service", "cohort")
+    upward = {m for m in _diaguide_imports("records") if m.split(".")[1] in above}
+    assert not upward

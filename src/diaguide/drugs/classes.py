@@ -148,6 +148,28 @@ NON_INSULIN_CLASSES: tuple[str, ...] = tuple(
 )  # the glucose-lowering classes that are not insulin
 
 
+# what a rule's `class_groups` may name (safety/rules.yaml, knowledge/interactions.yaml, safety/complexity.yaml), so a
+# rule meant for every glucose-lowering class also covers the next one added to classes.yaml
+CLASS_GROUPS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
+    {
+        "all": frozenset(CLASS_IDS) - {OTHER},
+        "glucose_lowering": GLUCOSE_LOWERING_CLASSES,
+        "insulin": frozenset(INSULIN_CLASSES),
+        "non_insulin": frozenset(NON_INSULIN_CLASSES),
+    }
+)
+
+
+def in_groups(class_id: str, groups: list[str] | tuple[str, ...]) -> bool:
+    """Whether a class belongs to one of the named `CLASS_GROUPS`; a `ConfigError` for a group that does not exist."""
+    for group in groups:
+        if group not in CLASS_GROUPS:
+            raise ConfigError(f"unknown class group {group!r}; known: {', '.join(CLASS_GROUPS)}", field="class_groups")
+        if class_id in CLASS_GROUPS[group]:
+            return True
+    return False
+
+
 def get(class_id: str) -> DrugClassInfo:
     """A class by id; a `ConfigError` naming the file for an id it does not list."""
     try:
