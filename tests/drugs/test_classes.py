@@ -33,7 +33,7 @@ def test_the_schema_vocabulary_is_the_file_in_its_order() -> None:
     medication = schema.json_schemas()["Visit"]["$defs"]["Medication"]["properties"]["drug_class"]
     assert medication["enum"] == list(schema.DRUG_CLASSES)  # `diaguide schema` lists them
     with pytest.raises(ValueError, match="drug_class"):
-        schema.Medication(drug="x", drug_class="amylin")
+        schema.Medication(drug="x", drug_class="example_class")
 
 
 def test_glucose_lowering_and_insulin_come_from_the_data() -> None:
@@ -57,12 +57,12 @@ def test_a_new_class_must_say_whether_it_lowers_glucose() -> None:
 def test_a_new_glucose_lowering_class_needs_its_cohort_effects_and_a_place_for_its_words() -> None:
     entry = {"name": {"en": "amylin analogue", "zh": "胰淀素类似物"}, "glucose_lowering": True, "source": "test"}
     with pytest.raises(ConfigError, match="hba1c_lowering"):
-        classes.read_classes(_with("amylin", **entry))
+        classes.read_classes(_with("example_class", **entry))
     entry["cohort"] = {"hba1c_lowering": 0.5, "weight_kg": -1.5}
-    found, order = classes.read_classes(_with("amylin", **entry))
-    assert found["amylin"].hba1c_lowering == 0.5 and "amylin" not in order
+    found, order = classes.read_classes(_with("example_class", **entry))
+    assert found["example_class"].hba1c_lowering == 0.5 and "example_class" not in order
     with pytest.raises(ConfigError, match="class_word_order"):
-        classes.read_classes(_with("amylin", **entry, class_words=["pramlintide", "胰淀素"]))
+        classes.read_classes(_with("example_class", **entry, class_words=["pramlintide", "胰淀素"]))
 
 
 @pytest.mark.parametrize(
@@ -107,8 +107,8 @@ def test_the_parser_the_checker_and_the_writers_read_the_same_data() -> None:
 
 
 def test_an_unknown_class_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown drug class 'amylin'"):
-        classes.get("amylin")
+    with pytest.raises(ConfigError, match="unknown drug class 'example_class'"):
+        classes.get("example_class")
 
 
 def _selections(node: object, where: str = ""):
