@@ -18,7 +18,9 @@ def test_every_package_yaml_is_registered_or_declared_not_clinical() -> None:
     assert set(clinical_data.FILES) <= found
 
 
-@pytest.mark.parametrize("name", ["safety/rules.yaml", "safety/complexity.yaml", "prompts/vocab.yaml"])
+@pytest.mark.parametrize(
+    "name", ["safety/rules.yaml", "safety/complexity.yaml", "prompts/vocab.yaml", "drugs/classes.yaml"]
+)
 def test_an_edit_to_any_clinical_file_changes_the_rule_version(name, tmp_path, monkeypatch) -> None:
     before = clinical_data.version()
     for registered in clinical_data.FILES:

@@ -23,15 +23,16 @@ from diaguide.errors import ConfigError
 PACKAGE = Path(__file__).resolve().parent
 
 FILES: tuple[str, ...] = (
-    "knowledge/formulary.yaml",  # drugs: class, codes, doses, renal/hepatic limits
+    "drugs/classes.yaml",  # drug classes: names, glucose-lowering or not, insulin kind, spellings, class words
+    "drugs/formulary.yaml",  # drugs: class, codes, doses, renal/hepatic limits
     "knowledge/guideline.yaml",  # goals, treatment rules, conditions read from codes and notes
     "knowledge/interactions.yaml",  # drug-drug interactions
     "knowledge/monitoring.yaml",  # which labs are due, and when
-    "safety/rules.yaml",  # contraindications, cautions, class words
+    "safety/rules.yaml",  # contraindications, cautions, allergy and duplicate checks
     "safety/complexity.yaml",  # the record-complexity score
     "notes/context.yaml",  # assertion cues (negated, family, historical ...) in English and Chinese
     "notes/values.yaml",  # lab values written in the notes
-    "prompts/vocab.yaml",  # how model output names drug classes and actions
+    "prompts/vocab.yaml",  # how model output names keys, actions and labs
     "records/terminology.yaml",  # SNOMED and diagnosis text -> ICD-10
 )
 

@@ -8,7 +8,7 @@ import pytest
 
 from diaguide.cohort.fhir_export import write_bundles
 from diaguide.cohort.generate import generate_cohort
-from diaguide.knowledge.formulary import lookup
+from diaguide.drugs.formulary import lookup
 from diaguide.records.fhir import read_fhir_file
 
 

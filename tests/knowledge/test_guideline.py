@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from diaguide.drugs.formulary import lookup
 from diaguide.errors import ConfigError
 from diaguide.evaluation.cases import concordance_errors
-from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.guideline import recommend
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
 

@@ -262,7 +262,7 @@ def test_synthea_shape_a_stopped_order_without_end_ends_at_the_next_visit_writin
 
 
 def test_carebundle_bundles_give_plans_with_the_bundles_own_drugs():
-    from diaguide.knowledge.formulary import drug_class_of
+    from diaguide.drugs.formulary import drug_class_of
 
     for profile, seed in (("type2_diabetes", 3), ("type2_diabetes", 1), ("ckd_stage3", 1)):
         b = json.loads(carebundle.to_json(carebundle.generate_bundle(profile=profile, seed=seed)))

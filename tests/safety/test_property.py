@@ -7,7 +7,7 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diaguide.knowledge.formulary import all_drugs
+from diaguide.drugs.formulary import all_drugs
 from diaguide.records.schema import DRUG_CLASSES, Plan, Visit
 from diaguide.safety.checker import apply_safety, check
 from diaguide.safety.complexity import complexity

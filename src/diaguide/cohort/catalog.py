@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from diaguide.drugs import classes as drug_classes
+from diaguide.errors import ConfigError
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -54,6 +57,13 @@ def drugs() -> dict[str, DrugSpec]:
     raw = yaml.safe_load((DATA / "drugs.yaml").read_text(encoding="utf-8"))
     out: dict[str, DrugSpec] = {}
     for key, d in raw["drugs"].items():
+        # the class (drugs/classes.yaml) decides the effect of an insulin dosed in units (cohort/patients.py)
+        if bool(d.get("insulin")) != bool(drug_classes.get(d["class"]).insulin):
+            raise ConfigError(
+                "an insulin product needs an insulin class, and only it",
+                source=str(DATA / "drugs.yaml"),
+                field=f"drugs.{key}",
+            )
         steps = tuple((str(a), str(b)) for a, b in d.get("steps") or [])
         zh_steps = tuple((str(a), str(b)) for a, b in d.get("zh_steps") or [])
         out[key] = DrugSpec(

@@ -22,6 +22,7 @@ from diaguide.cohort.notes import chief_complaint, past_history, present_illness
 from diaguide.cohort.patients import Med, Profile, State, advance, make_profile
 from diaguide.cohort.planwriter import write_plan
 from diaguide.cohort.styles import STYLE_WEIGHTS, STYLES
+from diaguide.drugs.classes import INSULIN_CLASSES
 from diaguide.errors import InputError
 from diaguide.records.schema import Allergy, CohortRecord, Lab, Medication, Patient, Visit, Vitals
 
@@ -97,7 +98,7 @@ def _hypo_chance(p: Profile, state: State, age: int) -> float:
     classes = {spec(k).drug_class for k in state.meds}
     if p.base_type == "type1":
         return 0.2
-    if not classes & {"sulfonylurea", "glinide", "basal_insulin", "premixed_insulin", "prandial_insulin"}:
+    if not classes & {"sulfonylurea", "glinide", *INSULIN_CLASSES}:
         return 0.0
     # older age, frailty and low eGFR raise sulfonylurea/insulin hypoglycaemia (ADA §6, §13)
     return 0.05 * (2.0 if age >= 65 else 1.0) * (1.5 if p.frail else 1.0) * (1.5 if state.egfr < 30 else 1.0)

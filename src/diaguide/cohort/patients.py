@@ -13,35 +13,12 @@ import datetime as dt
 import random
 
 from diaguide.cohort.catalog import rate, spec
+from diaguide.drugs import classes as drug_classes
 
-# HbA1c lowering (% points) of a drug class at full dose as monotherapy, rounded from the
-# ADA Standards 2025 §9 table and Sherifali et al., Diabetes Care 2010.
-POTENCY = {
-    "metformin": 1.2,
-    "sulfonylurea": 1.1,
-    "dpp4i": 0.6,
-    "sglt2i": 0.7,
-    "glp1ra": 1.2,
-    "gip_glp1ra": 2.0,
-    "tzd": 0.9,
-    "agi": 0.7,
-    "glinide": 0.8,
-    "basal_insulin": 1.8,
-    "prandial_insulin": 1.0,
-    "premixed_insulin": 2.0,
-}
-# weight change (kg) while on the class (ADA Standards 2025 §9, "weight" column)
-WEIGHT_EFFECT = {
-    "sulfonylurea": 1.5,
-    "tzd": 2.0,
-    "basal_insulin": 2.0,
-    "premixed_insulin": 2.5,
-    "glinide": 1.0,
-    "sglt2i": -1.5,
-    "glp1ra": -3.5,
-    "gip_glp1ra": -7.0,
-    "metformin": -0.5,
-}
+# HbA1c lowering (% points) of a drug class at full dose as monotherapy, and weight change (kg) while on it: the
+# `cohort` effects of drugs/classes.yaml (ADA Standards 2025 §9 Table 9.2; Sherifali et al., Diabetes Care 2010)
+POTENCY = {c: info.hba1c_lowering for c, info in drug_classes.all_classes().items() if info.hba1c_lowering is not None}
+WEIGHT_EFFECT = {c: info.weight_kg for c, info in drug_classes.all_classes().items() if info.weight_kg}
 REFERENCE_DATE = dt.date(2025, 6, 30)  # the last possible visit; no clock is ever read
 
 
@@ -208,7 +185,8 @@ def drug_effect(p: Profile, meds: dict[str, Med], weight: float, egfr: float) ->
         if potency is None:
             continue
         if s.is_insulin:
-            per_kg = {"basal_insulin": 0.25, "prandial_insulin": 0.2, "premixed_insulin": 0.45}[s.drug_class]
+            per_kg = drug_classes.get(s.drug_class).full_effect_u_per_kg
+            assert per_kg is not None  # catalog.drugs(): an insulin product has an insulin class
             frac = min(1.3, (m.units or 10) / (per_kg * weight))
             if p.base_type == "type1":
                 potency *= 1.6  # insulin replaces absent secretion

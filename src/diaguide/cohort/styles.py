@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from diaguide.cohort.catalog import class_of
 from diaguide.cohort.decision import Context, Decision
+from diaguide.drugs.classes import INSULIN_CLASSES
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES
 
 Style = Callable[[Context], Decision]
@@ -237,10 +238,7 @@ def acarbose_first(ctx: Context) -> Decision:
     if (ctx.profile.ascvd or ctx.ckd) and not d.has_class("sglt2i") and ctx.egfr >= 20 and ctx.a1c > d.goal:
         d.start("dapagliflozin", "ckd" if ctx.ckd else "ascvd")
     if ctx.a1c > d.goal and not d.changed():
-        n_oral = sum(
-            c not in ("basal_insulin", "premixed_insulin", "prandial_insulin") and c in GLUCOSE_LOWERING_CLASSES
-            for c in ctx.classes()
-        )
+        n_oral = sum(c not in INSULIN_CLASSES and c in GLUCOSE_LOWERING_CLASSES for c in ctx.classes())
         if not ctx.on("metformin") and not ctx.profile.metformin_intolerant and ctx.egfr >= 45:
             d.start("metformin", "first_line")
         elif not d.has_class("agi") and ctx.egfr >= 30:
@@ -270,7 +268,7 @@ def insulin_early(ctx: Context) -> Decision:
     if done:
         return d
     _metformin_then_cardiorenal(ctx, d)
-    n_oral = sum(c in GLUCOSE_LOWERING_CLASSES and "insulin" not in c for c in ctx.classes())
+    n_oral = sum(c in GLUCOSE_LOWERING_CLASSES and c not in INSULIN_CLASSES for c in ctx.classes())
     if ctx.a1c > d.goal and not ctx.hypo and (ctx.a1c >= 8.5 or n_oral >= 2 or ctx.on("basal_insulin")):
         basal = ctx.on("basal_insulin")
         if basal and (ctx.state.meds[basal].units or 0) > 0.5 * ctx.weight and not ctx.on("prandial_insulin"):

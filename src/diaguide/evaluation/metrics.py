@@ -57,8 +57,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from diaguide.drugs.formulary import ingredients, normalise_text
 from diaguide.evaluation.text_metrics import TEXT_METRICS
-from diaguide.knowledge.formulary import ingredients, normalise_text
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Finding, Plan
 from diaguide.records.units import canonical_loinc
 from diaguide.safety.checker import FLAG_SEVERITIES, flags_on_proposed

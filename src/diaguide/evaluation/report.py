@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from diaguide.drugs import classes as drug_classes
 from diaguide.evaluation import plots
 from diaguide.evaluation.metrics import ACTIONS, MAIN_METRICS, SCORED_CLASSES
 from diaguide.evaluation.text_metrics import TEXT_METRICS
@@ -39,23 +40,7 @@ LABELS = {
     "rouge2": "ROUGE-2",
     "rougeL": "ROUGE-L",
 }
-CLASS_NAMES = {
-    "metformin": "metformin",
-    "sglt2i": "SGLT2 inhibitor",
-    "glp1ra": "GLP-1 RA",
-    "gip_glp1ra": "GIP/GLP-1 RA",
-    "dpp4i": "DPP-4 inhibitor",
-    "sulfonylurea": "sulfonylurea",
-    "glinide": "glinide",
-    "tzd": "thiazolidinedione",
-    "agi": "alpha-glucosidase inhibitor",
-    "basal_insulin": "basal insulin",
-    "prandial_insulin": "prandial insulin",
-    "premixed_insulin": "premixed insulin",
-    "acei": "ACE inhibitor",
-    "arb": "ARB",
-    "statin": "statin",
-}
+CLASS_NAMES = drug_classes.labels()  # drugs/classes.yaml: `metformin`, `SGLT2 inhibitor` ...
 EXPLAIN = [
     (
         "Drug classes (F1)",

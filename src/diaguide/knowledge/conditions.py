@@ -17,9 +17,9 @@ import re
 from typing import Any
 
 from diaguide import clinical_data
+from diaguide.drugs.formulary import drug_class_of
 from diaguide.errors import ConfigError
 from diaguide.knowledge import text_derive, text_facts
-from diaguide.knowledge.formulary import drug_class_of
 from diaguide.knowledge.text_match import mentions
 from diaguide.notes import NoteFacts
 from diaguide.records import units

@@ -14,17 +14,15 @@ Thresholds, drug lists and doses: guideline.yaml (`thresholds`, `drug_limits`, `
 
 from __future__ import annotations
 
+from diaguide.drugs import classes as drug_classes
+from diaguide.drugs.classes import INSULIN_CLASSES
+from diaguide.drugs.formulary import drug_class_of, lookup
 from diaguide.knowledge.conditions import knowledge, mentions
-from diaguide.knowledge.formulary import drug_class_of, lookup
-from diaguide.knowledge.plan_builder import INSULINS, PlanBuilder
+from diaguide.knowledge.plan_builder import PlanBuilder
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES
 
 SECRETAGOGUES = ("sulfonylurea", "glinide")
 _ONCE_DAILY = {"en": "once daily", "zh": "每日1次"}
-_CLASS_NAMES = {
-    "en": {"dpp4i": "DPP-4 inhibitor", "sglt2i": "SGLT2 inhibitor"},
-    "zh": {"dpp4i": "DPP-4抑制剂", "sglt2i": "SGLT2抑制剂"},
-}
 
 
 def _generic(b: PlanBuilder, i: int) -> str | None:
@@ -79,7 +77,7 @@ def _older_below_goal(b: PlanBuilder) -> None:
         return
     for i in b.meds_of(*SECRETAGOGUES):
         _stop_one(b, i, "deintensify_su_older", replace=False, limit=limit)
-    for i in b.meds_of(*INSULINS):
+    for i in b.meds_of(*INSULIN_CLASSES):
         if i not in b.decided:
             b.lower(i, "deintensify_insulin_older", b.t("insulin_reduce_factor"), limit=limit)
 
@@ -122,10 +120,10 @@ def lower_for_add_on(b: PlanBuilder) -> None:
     added = [c for c in ("dpp4i", "sglt2i") if c in b.started]
     if not added:
         return
-    names = ("、" if b.lang == "zh" else " / ").join(_CLASS_NAMES[b.lang][c] for c in added)
+    names = ("、" if b.lang == "zh" else " / ").join(drug_classes.name(c, b.lang) for c in added)
     for classes, rule, factor in (
         (SECRETAGOGUES, "addon_reduce_su", b.t("su_reduce_factor")),
-        (INSULINS, "addon_reduce_insulin", b.t("addon_insulin_factor")),
+        (INSULIN_CLASSES, "addon_reduce_insulin", b.t("addon_insulin_factor")),
     ):
         for i in b.meds_of(*classes):
             decided = b.decided.get(i)

@@ -13,15 +13,14 @@ glucose-lowering drug is started there.
 
 from __future__ import annotations
 
+from diaguide.drugs.classes import INSULIN_CLASSES, NON_INSULIN_CLASSES
+from diaguide.drugs.formulary import lookup
 from diaguide.knowledge.conditions import derive, knowledge
 from diaguide.knowledge.deintensify import lower_for_add_on, safety_reductions
-from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.monitoring import glycaemic_goal, labs_due
 from diaguide.knowledge.no_diabetes import plan_without_diabetes
 from diaguide.knowledge.plan_builder import (
-    INSULINS,
     MG_DL_PER_MMOL_L,
-    NON_INSULIN,
     PlanBuilder,
     daily_mg,
     dose_number,
@@ -78,7 +77,7 @@ def _safety_stops(b: PlanBuilder) -> None:
             b.stop(["sulfonylurea", "glinide"], "hypo_stop_su_older")
         else:
             b.adjust(["sulfonylurea", "glinide"], "hypo_reduce_su", factor=b.t("su_reduce_factor"))
-        b.adjust(INSULINS, "hypo_reduce_insulin", factor=b.t("insulin_reduce_factor"))
+        b.adjust(INSULIN_CLASSES, "hypo_reduce_insulin", factor=b.t("insulin_reduce_factor"))
         b.prompt("hypo_caution")
     if f.dialysis:
         b.stop(["sglt2i"], "sglt2i_dialysis")
@@ -87,7 +86,13 @@ def _safety_stops(b: PlanBuilder) -> None:
         b.stop(["arb"], "raas_dual")
     if f.pancreatitis and b.active("glp1ra", "gip_glp1ra", "dpp4i"):
         b.prompt("pancreatitis_caution")
-    for cls in (*NON_INSULIN, "basal_insulin", "statin", "acei", "arb"):  # two drugs of one class: keep the first
+    for cls in (
+        *NON_INSULIN_CLASSES,
+        "basal_insulin",
+        "statin",
+        "acei",
+        "arb",
+    ):  # two drugs of one class: keep the first
         kept = [i for i in b.meds_of(cls) if i not in b.decided or b.decided[i].action != "stop"]
         for i in kept[1:]:
             b.order(i, "stop", b.say("duplicate_class", drug=b.current[i][0].drug))
@@ -162,8 +167,8 @@ def _type1(b: PlanBuilder) -> None:
 
 
 def _pregnancy(b: PlanBuilder) -> None:
-    stopped_any = bool(b.meds_of(*NON_INSULIN))
-    b.stop(NON_INSULIN, "pregnancy_stop")
+    stopped_any = bool(b.meds_of(*NON_INSULIN_CLASSES))
+    b.stop(NON_INSULIN_CLASSES, "pregnancy_stop")
     b.stop(("statin", "acei", "arb"), "pregnancy_stop_cv")
     if b.f.diabetes_type == "1":
         _basal_bolus(b, "type1_basal_bolus")
@@ -197,14 +202,14 @@ def _type2(b: PlanBuilder) -> None:
     intensive = (
         a1c_limit is not None
         and f.new_diagnosis
-        and not b.meds_of(*INSULINS)
+        and not b.meds_of(*INSULIN_CLASSES)
         and ((f.hba1c is not None and f.hba1c >= a1c_limit) or (f.fpg is not None and f.fpg >= fpg_limit))
     )
     if intensive:
         note = _insulin_note(b, 0.1, 0.2)
         b.start("basal_insulin", "cds_intensive_insulin", dose_note=note)
         b.start("prandial_insulin", "cds_intensive_insulin", dose_note=note)
-    elif f.autoimmune_diabetes and not b.active(*INSULINS):
+    elif f.autoimmune_diabetes and not b.active(*INSULIN_CLASSES):
         b.start("basal_insulin", "autoimmune_insulin", dose_note=_insulin_note(b, 0.1, 0.2))
     elif insulin_needed:
         if b.active("basal_insulin", "premixed_insulin"):
@@ -242,7 +247,7 @@ def _type2(b: PlanBuilder) -> None:
             b.start("tzd", "pioglitazone_masld")
 
     # insulin the patient declines (said in the notes): the oral steps below go on meanwhile
-    declined = insulin_needed and not intensive and f.declines_injections and not b.active(*INSULINS)
+    declined = insulin_needed and not intensive and f.declines_injections and not b.active(*INSULIN_CLASSES)
     if intensive or (insulin_needed and not declined) or deferred or not (above or b.to_replace):
         return
     if not above:  # at goal, but a drug stopped for safety leaves a gap (ADA 2025 Figure 9.3)
@@ -261,13 +266,13 @@ def _type2(b: PlanBuilder) -> None:
         added += 1
     key = "intensify_order_older" if f.older else "intensify_order"
     # Another class while the regimen is short of four (ADA 2025 Figure 9.3) ...
-    if len(b.kept(*NON_INSULIN) | set(b.started)) < b.t("max_non_insulin_classes"):
+    if len(b.kept(*NON_INSULIN_CLASSES) | set(b.started)) < b.t("max_non_insulin_classes"):
         for cls in b.cfg[key]["value"]:
             if added >= needed:
                 break
             added += b.start(cls, "acarbose_first_line" if cls == "agi" else rule)
     # ... then basal insulin (Figure 9.4: above goal despite several agents).
-    if above and added < needed and not b.active(*INSULINS):
+    if above and added < needed and not b.active(*INSULIN_CLASSES):
         added += b.start("basal_insulin", "insulin_next_step", dose_note=_insulin_note(b, 0.1, 0.2))
     if above and added < needed:
         b.prompt("no_agent_left")
@@ -333,11 +338,11 @@ def _cautions(b: PlanBuilder) -> None:
         b.stop(["dpp4i"], "dpp4i_with_glp1")
     if "sglt2i" in b.started:
         b.prompt("sglt2i_caution")
-    if any(c in b.started for c in INSULINS):
+    if any(c in b.started for c in INSULIN_CLASSES):
         b.prompt("insulin_caution")
     if b.active("metformin") and f.egfr is not None and 30 <= f.egfr < 60:
         b.prompt("metformin_contrast")
-    if b.active("tzd") and b.active(*INSULINS):
+    if b.active("tzd") and b.active(*INSULIN_CLASSES):
         b.prompt("tzd_insulin")
     if b.goal is None:
         b.prompt("no_goal")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from diaguide.drugs import classes as drug_classes
+from diaguide.drugs.classes import INSULIN_CLASSES, NON_INSULIN_CLASSES
+from diaguide.drugs.formulary import lookup
 from diaguide.knowledge.conditions import Facts, knowledge, medication_class, region_config, threshold
-from diaguide.knowledge.formulary import lookup
 from diaguide.knowledge.text_facts import cite, cite_all, evidence_for
 from diaguide.records.schema import DRUG_CLASSES, GLUCOSE_LOWERING_CLASSES, Evidence, MedicationOrder, Visit
 
 MG_DL_PER_MMOL_L = 18.016  # glucose (docs/clinical.md, units)
-INSULINS = ("basal_insulin", "prandial_insulin", "premixed_insulin")
-NON_INSULIN = ("metformin", "sglt2i", "glp1ra", "gip_glp1ra", "dpp4i", "sulfonylurea", "glinide", "tzd", "agi")
 
 
 def drug_display_name(generic: str, name_zh: str, language: str) -> str:
@@ -228,7 +228,7 @@ class PlanBuilder:
     def lower(self, i: int, rule_id: str, factor: float, **extra: Any) -> None:
         """Lower one current drug's dose; insulin by at most `insulin_max_cut` (SGLT2i ketoacidosis)."""
         med, cls = self.current[i]
-        max_cut = self.t("insulin_max_cut") if cls in INSULINS else None
+        max_cut = self.t("insulin_max_cut") if cls in INSULIN_CLASSES else None
         reason = self.say(rule_id, **extra)
         self.order(i, "adjust", reason, dose=_scaled(med.dose, factor, max_cut), evidence=self.rule_evidence(rule_id))
         self.lowered.add(i)
@@ -238,9 +238,9 @@ class PlanBuilder:
         f = self.f
         if cls in f.allergy_classes:
             return "allergy"
-        if f.pregnant and cls not in INSULINS:
+        if f.pregnant and cls not in INSULIN_CLASSES:
             return "pregnancy_stop"
-        if f.diabetes_type == "1" and cls in NON_INSULIN:
+        if f.diabetes_type == "1" and cls in NON_INSULIN_CLASSES:
             return "type1_no_oral"
         egfr = f.egfr
         noted = self._blocked_by_notes(cls)
@@ -267,7 +267,7 @@ class PlanBuilder:
             return "dpp4i_with_glp1"
         if cls == "tzd" and (f.heart_failure or f.hepatic_impairment):
             return "hf_no_tzd"
-        if cls == "tzd" and self.active(*INSULINS):
+        if cls == "tzd" and self.active(*INSULIN_CLASSES):
             return "tzd_insulin"
         if cls in ("sulfonylurea", "glinide") and (f.older or f.recent_hypo):
             return "no_su_older"
@@ -277,7 +277,7 @@ class PlanBuilder:
         if cls in ("sulfonylurea", "glinide") and self.active("dpp4i", "sglt2i"):
             return "su_with_dpp4i_sglt2i"
         if (
-            cls in (*INSULINS, "sulfonylurea", "glinide")
+            cls in (*INSULIN_CLASSES, "sulfonylurea", "glinide")
             and f.recent_hypo
             and f.diabetes_type != "1"
             and not f.pregnant
@@ -313,10 +313,12 @@ class PlanBuilder:
             return "sglt2i_dka_stop" if f.ketoacidosis else "sglt2i_fournier_stop"
         if cls == "tzd" and f.bladder_cancer:
             return "tzd_bladder_cancer"
-        lactation_unsafe = cls == "statin" or (cls in GLUCOSE_LOWERING_CLASSES and cls not in ("metformin", *INSULINS))
+        lactation_unsafe = cls == "statin" or (
+            cls in GLUCOSE_LOWERING_CLASSES and cls not in ("metformin", *INSULIN_CLASSES)
+        )
         if f.breastfeeding and lactation_unsafe:
             return "breastfeeding_caution"
-        if f.declines_injections and cls in (*INSULINS, "glp1ra", "gip_glp1ra"):
+        if f.declines_injections and cls in (*INSULIN_CLASSES, "glp1ra", "gip_glp1ra"):
             return "declines_injections"
         return None
 
@@ -326,7 +328,7 @@ class PlanBuilder:
             return False
         covering = next((m for m, suggested in self.unlisted if suggested == cls), None)
         if covering is not None:  # it may already be one: said, not silently doubled
-            self.prompt("unlisted_may_cover", drug=covering.drug, cls=CLASS_NAMES[self.lang].get(cls, cls))
+            self.prompt("unlisted_may_cover", drug=covering.drug, cls=drug_classes.name(cls, self.lang))
             return False
         why = self.blocked(cls)
         if why:
@@ -364,25 +366,10 @@ class PlanBuilder:
         return out + list(self.started.values())
 
 
-CLASS_NAMES = {
-    "en": {"sglt2i": "SGLT2 inhibitor", "glp1ra": "GLP-1 RA", "gip_glp1ra": "GIP/GLP-1 RA", "dpp4i": "DPP-4 inhibitor",
-           "sulfonylurea": "sulfonylurea", "glinide": "glinide", "tzd": "thiazolidinedione",
-           "agi": "alpha-glucosidase inhibitor", "basal_insulin": "basal insulin", "prandial_insulin": "prandial insulin",
-           "premixed_insulin": "premixed insulin", "metformin": "biguanide", "acei": "ACE inhibitor", "arb": "ARB",
-           "statin": "statin"},
-    "zh": {"sglt2i": "SGLT2抑制剂", "glp1ra": "GLP-1受体激动剂", "gip_glp1ra": "GIP/GLP-1受体激动剂", "dpp4i": "DPP-4抑制剂",
-           "sulfonylurea": "磺脲类", "glinide": "格列奈类", "tzd": "噻唑烷二酮类", "agi": "α-糖苷酶抑制剂",
-           "basal_insulin": "基础胰岛素", "prandial_insulin": "餐时胰岛素", "premixed_insulin": "预混胰岛素",
-           "metformin": "双胍类", "acei": "ACEI", "arb": "ARB", "statin": "他汀类"},
-}  # fmt: skip
-
-
 def _suggested_classes(name: str) -> list[str]:
-    """The classes a drug name the formulary does not know suggests, by the class words of safety/rules.yaml
+    """The classes a drug name the formulary does not know suggests, by the class words of drugs/classes.yaml
     ("-gliflozin", "格列净", "-gliptin" ...)."""
-    from diaguide.safety.data import rules_data  # the class words live with the checker, which reads them too
-
-    words = (rules_data().get("class_words") or {}).get("classes") or {}
+    words = drug_classes.class_words()
     return [cls for cls, patterns in words.items() if any(re.search(p, name, re.IGNORECASE) for p in patterns)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from diaguide.knowledge.formulary import ingredients
+from diaguide.drugs.formulary import ingredients
 from diaguide.knowledge.text_facts import counted, newest
 from diaguide.knowledge.text_match import mentions
 from diaguide.notes import NoteFacts

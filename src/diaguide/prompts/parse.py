@@ -19,7 +19,8 @@ import unicodedata
 from pydantic import ValidationError
 
 from diaguide import clinical_data
-from diaguide.knowledge.formulary import ingredients, lookup
+from diaguide.drugs import classes as drug_classes
+from diaguide.drugs.formulary import ingredients, lookup
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -72,7 +73,7 @@ def _vocab() -> dict[str, dict[str, str]]:
     keys = {_compact(s): key for key, spellings in raw["keys"].items() for s in [key, *spellings]}
     actions = {_nfkc(s).lower(): action for action, spellings in raw["actions"].items() for s in spellings}
     classes = {_compact(c): c for c in DRUG_CLASSES}
-    classes |= {_compact(s): c for c, spellings in raw["classes"].items() for s in spellings}
+    classes |= {_compact(s): c for c, spellings in drug_classes.spellings().items() for s in spellings}
     labs = {_compact(a.name): a.loincs[0] for a in ANALYTES.values()}
     labs |= {_compact(s): str(code) for code, spellings in raw["labs"].items() for s in spellings}
     not_drug = {w.lower() for words in raw["not_drug_words"].values() for w in words}

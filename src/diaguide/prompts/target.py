@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from diaguide.knowledge.formulary import lookup
+from diaguide.drugs.formulary import lookup
 from diaguide.prompts.templates import load_template
 from diaguide.prompts.text import field, shorten
 from diaguide.records.schema import MedicationOrder, Plan, Visit

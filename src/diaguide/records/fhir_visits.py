@@ -16,6 +16,7 @@ import re
 
 from pydantic import ValidationError
 
+from diaguide.drugs import formulary
 from diaguide.records import fhir_resources as fr
 from diaguide.records import terminology
 from diaguide.records.schema import Allergy, Lab, Medication, Patient, Visit, Vitals
@@ -260,8 +261,6 @@ def _allergy(a: fr.AllergyRec) -> Allergy:
 @functools.lru_cache(maxsize=4096)
 def _classify(text: str, rxnorm: str | None) -> tuple[str, str]:
     """(generic drug name, drug class) from the formulary; the text itself and `other` when unknown."""
-    from diaguide.knowledge import formulary  # the safety teammate's module; imported at use
-
     drug = formulary.lookup(text) or (formulary.lookup(rxnorm) if rxnorm else None)
     if drug is not None:
         return drug.name, drug.drug_class

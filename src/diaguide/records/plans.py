@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from diaguide.knowledge import formulary
+from diaguide.drugs import formulary
 from diaguide.records.schema import Medication, MedicationOrder, Plan
 
 # how an order was derived (docs/records.md); the words are the contract the docs and tests use

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from diaguide.knowledge import formulary
+from diaguide.drugs import formulary
 from diaguide.notes.assertion import assertion_of, sentences
 from diaguide.records import plans as rp
 from diaguide.records.mapping import ListColumn, Mapping, text_columns

@@ -13,28 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from diaguide.drugs import classes as drug_classes
 from diaguide.errors import InputError
 
-DrugClass = Literal[
-    "metformin",
-    "sglt2i",
-    "glp1ra",
-    "gip_glp1ra",
-    "dpp4i",
-    "sulfonylurea",
-    "glinide",
-    "tzd",
-    "agi",
-    "basal_insulin",
-    "prandial_insulin",
-    "premixed_insulin",
-    "acei",
-    "arb",
-    "statin",
-    "other",
-]
+# the drug classes of drugs/classes.yaml, in its order (docs/design.md, "Drug classes"): a Literal, so pydantic
+# refuses any other and `diaguide schema` lists them
+DrugClass = Literal[drug_classes.CLASS_IDS]  # type: ignore[valid-type]
 DRUG_CLASSES: tuple[str, ...] = DrugClass.__args__  # type: ignore[attr-defined]
-GLUCOSE_LOWERING_CLASSES: frozenset[str] = frozenset(DRUG_CLASSES) - {"acei", "arb", "statin", "other"}
+GLUCOSE_LOWERING_CLASSES: frozenset[str] = drug_classes.GLUCOSE_LOWERING_CLASSES
 
 Action = Literal["start", "continue", "adjust", "stop"]
 # how a fact written in the notes is asserted (ConText, Harkema et al. 2009): only "present" (and, per fact kind,
@@ -210,7 +196,8 @@ class LabOrder(_Model):
     name: str = ""
     reason: str = ""
     basis: str = Field(
-        "", description="in a plan read from records: how it was derived, e.g. 'inferred from results' (docs/records.md)"
+        "",
+        description="in a plan read from records: how it was derived, e.g. 'inferred from results' (docs/records.md)",
     )
 
 

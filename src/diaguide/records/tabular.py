@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from diaguide.drugs.formulary import drug_class_of
 from diaguide.errors import InputError
-from diaguide.knowledge.formulary import drug_class_of
 from diaguide.records import terminology
 from diaguide.records.jsonl import json_lines
 from diaguide.records.mapping import DiagnosisColumns, Mapping, MeasureColumn, load_mapping, parse_date, text_columns

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from diaguide.drugs import classes as drug_classes
+from diaguide.drugs.formulary import ingredients
 from diaguide.knowledge.conditions import Facts
-from diaguide.knowledge.formulary import ingredients
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Allergy, Finding
 from diaguide.safety.dose import DoseAmount
-from diaguide.safety.regimen import INSULIN_CLASSES, Regimen
+from diaguide.safety.regimen import Regimen
 from diaguide.safety.rules import language_of, render, rules_data
 
 
@@ -122,11 +123,12 @@ def _mentions(text: str, term: str) -> bool:
     return term in text
 
 
-def _allergy_classes(allergy: Allergy, class_terms: dict[str, list[str]]) -> set[str]:
-    """Classes the allergy names as a whole: its own `drug_class`, or a class word in its text."""
+def _allergy_classes(allergy: Allergy) -> set[str]:
+    """Classes the allergy names as a whole: its own `drug_class`, or an allergy term of drugs/classes.yaml in its
+    text."""
     text = allergy.substance.lower()
     named = {allergy.drug_class} if allergy.drug_class and allergy.drug_class != "other" else set()
-    named |= {c for c, terms in class_terms.items() if any(_mentions(text, t.lower()) for t in terms)}
+    named |= {c for c, terms in drug_classes.allergy_terms().items() if any(_mentions(text, t.lower()) for t in terms)}
     return named
 
 
@@ -140,7 +142,7 @@ def allergies(regimen: Regimen, facts: Facts, visit_allergies: list[Allergy]) ->
             continue
         substance_drugs = {d.name for d in ingredients(allergy.substance)}
         substance_classes = {d.drug_class for d in ingredients(allergy.substance)} - {"other"}
-        named_classes = _allergy_classes(allergy, spec["class_terms"])
+        named_classes = _allergy_classes(allergy)
         words = f"{allergy.substance} {allergy.reaction or ''}".lower()
         intolerance = any(t in words for t in spec["intolerance_terms"])
         reaction = (f"（{allergy.reaction}）" if zh else f" ({allergy.reaction})") if allergy.reaction else ""
@@ -203,7 +205,7 @@ def sglt2i_insulin_cut(regimen: Regimen, facts: Facts) -> list[Finding]:
     spec = rules_data()["checks"]["sglt2i_insulin_cut"]
     out = []
     for e in regimen.plan:
-        if e.drug_class not in INSULIN_CLASSES:
+        if e.drug_class not in drug_classes.INSULIN_CLASSES:
             continue
         before = regimen.current_of(e.key)
         old = before.daily() if before else None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from diaguide.drugs import classes as drug_classes
+from diaguide.drugs.formulary import Drug, get, ingredients
 from diaguide.knowledge.conditions import mentions
-from diaguide.knowledge.formulary import Drug, get, ingredients
 from diaguide.records.schema import DRUG_CLASSES, Plan, Visit
 from diaguide.safety.data import rules_data
 from diaguide.safety.dose import DoseAmount, parse_dose
 
-INSULIN_CLASSES = frozenset({"basal_insulin", "prandial_insulin", "premixed_insulin"})
 _INSULIN_WORD = re.compile(r"insulin|胰岛素", re.IGNORECASE)
 # a clause of the notes that announces a study to come ("scheduled for CT angiography", "拟行冠脉造影")
 _PLANNED = re.compile(
@@ -57,7 +57,7 @@ class Entry:
     @property
     def is_insulin(self) -> bool:
         """An insulin of any kind, including a line that only says "insulin"."""
-        return self.drug_class in INSULIN_CLASSES or bool(_INSULIN_WORD.search(self.label))
+        return self.drug_class in drug_classes.INSULIN_CLASSES or bool(_INSULIN_WORD.search(self.label))
 
     def amount(self) -> DoseAmount | None:
         """The written dose per day/week in the formulary unit, when the text states one."""
@@ -78,8 +78,9 @@ def _class(written: object) -> str:
 
 
 def class_from_words(text: str) -> str | None:
-    """The class a generic line names ("GLP-1 RA", "basal insulin", "磺脲类"), or None."""
-    for drug_class, patterns in rules_data()["class_words"]["classes"].items():
+    """The class a generic line names ("GLP-1 RA", "basal insulin", "磺脲类"), or None: the class words of
+    drugs/classes.yaml, tried in their order."""
+    for drug_class, patterns in drug_classes.class_words().items():
         if any(re.search(p, text, re.IGNORECASE) for p in patterns):
             return drug_class
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diaguide.drugs import classes as drug_classes
 from diaguide.errors import ConfigError
 from diaguide.knowledge.conditions import Facts
 from diaguide.knowledge.text_facts import cite_all, evidence_for
@@ -26,10 +27,12 @@ def alt_uln() -> float:
 
 
 def targets(spec: dict[str, Any], entry: Entry) -> bool:
-    """Whether a rule's `drugs` / `classes` / `tags` selection names this drug."""
+    """Whether a rule's `drugs` / `classes` / `class_groups` / `tags` selection names this drug."""
     if entry.drug is not None and entry.drug.name in (spec.get("drugs") or ()):
         return True
     if entry.drug_class in (spec.get("classes") or ()):
+        return True
+    if drug_classes.in_groups(entry.drug_class, spec.get("class_groups") or ()):
         return True
     return bool(set(entry.tags) & set(spec.get("tags") or ()))
 

@@ -158,13 +158,13 @@ def current_findings(visit: Visit, region: str = "ada") -> list[Finding]:
 
 def drug_class_of(text: str) -> str:
     try:
-        return _import("diaguide.knowledge.formulary", "drug_class_of")(text)
+        return _import("diaguide.drugs.formulary", "drug_class_of")(text)
     except EngineUnavailable:
         return "other"
 
 
 def formulary_lookup(text: str):
     try:
-        return _import("diaguide.knowledge.formulary", "lookup")(text)
+        return _import("diaguide.drugs.formulary", "lookup")(text)
     except EngineUnavailable:
         return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from diaguide.drugs import formulary
+from diaguide.drugs.formulary import all_drugs, drug_class_of, ingredients, lookup
 from diaguide.errors import ConfigError
-from diaguide.knowledge import formulary
-from diaguide.knowledge.formulary import all_drugs, drug_class_of, ingredients, lookup
 from diaguide.knowledge.regions import resolve_region
 from diaguide.records.schema import DRUG_CLASSES
 

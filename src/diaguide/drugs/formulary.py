@@ -16,10 +16,10 @@ import unicodedata
 from typing import Any
 
 from diaguide import clinical_data
+from diaguide.drugs.classes import CLASS_IDS
 from diaguide.errors import ConfigError
-from diaguide.records.schema import DRUG_CLASSES
 
-FORMULARY_PATH = clinical_data.path("knowledge/formulary.yaml")
+FORMULARY_PATH = clinical_data.path("drugs/formulary.yaml")
 
 _ATC_RE = re.compile(r"^[A-Z]\d\d[A-Z]{2}\d\d$")
 # "860975", "rxnorm:860975", "http://www.nlm.nih.gov/research/umls/rxnorm|860975"
@@ -77,7 +77,7 @@ def _drug_from_entry(entry: dict[str, Any], index: int) -> Drug:
     for key in ("name", "class", "source"):
         if not entry.get(key):
             raise ConfigError(f"missing {key!r}", source=str(FORMULARY_PATH), field=where)
-    if entry["class"] not in DRUG_CLASSES:
+    if entry["class"] not in CLASS_IDS:
         raise ConfigError(f"unknown class {entry['class']!r}", source=str(FORMULARY_PATH), field=f"{where}.class")
 
     def num(key: str) -> float | None:
@@ -200,7 +200,7 @@ def lookup(text: str | None) -> Drug | None:
 
 
 def drug_class_of(text: str | None) -> str:
-    """The docs/design.md drug class of a drug text; `other` when the drug is unknown."""
+    """The drug class (drugs/classes.yaml) of a drug text; `other` when the drug is unknown."""
     drug = lookup(text)
     return drug.drug_class if drug else "other"
 
