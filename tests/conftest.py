@@ -56,7 +56,7 @@ class _ChildWriter:
 
 def _cpu_line() -> str:
     try:
-        from diaguide.inference.native import cpu_line
+        from diaguide.machine import cpu_line
 
         return cpu_line()
     except Exception as exc:  # the report must not fail for want of a CPU description

@@ -88,10 +88,10 @@ def load_model() -> dict:
     """Load the default model (the shipped LoRA adapter on SmolLM2, else the base model), timed."""
     import time
 
-    from diaguide.inference.registry import default_adapter, get_engine
+    from diaguide.inference.registry import default_adapter, generator_for
 
     t0 = time.perf_counter()
-    engine = get_engine()
+    engine = generator_for()
     return {
         "model": engine.model_name,
         "adapter": str(default_adapter() or "none (base model)"),
