@@ -91,11 +91,11 @@ def load_model() -> dict:
     from diaguide.inference.registry import default_adapter, generator_for
 
     t0 = time.perf_counter()
-    engine = generator_for()
+    generator = generator_for()
     return {
-        "model": engine.model_name,
+        "model": generator.model_name,
         "adapter": str(default_adapter() or "none (base model)"),
-        "engine": engine.kind,
+        "engine": generator.kind,
         "load_seconds": round(time.perf_counter() - t0, 1),
     }
 
