@@ -183,7 +183,10 @@ def test_no_import_circles() -> None:
         ("from diaguide.inference.pipeline import recommend\n", {"diaguide.inference.pipeline"}),
         ("def f():\n    from diaguide.prompts import chat\n", {"diaguide.prompts.chat"}),
         ("import diaguide.safety.checker as c\n", {"diaguide.safety.checker"}),
-        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from diaguide.training.config import Config\n", set()),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from diaguide.training.config import Config\n",
+            set(),
+        ),
     ],
 )
 def test_imports_are_read_at_every_level(tmp_path: Path, source: str, expected: set[str]) -> None:
