@@ -5,7 +5,7 @@ from __future__ import annotations
 from diaguide.inference import narrator
 from diaguide.records.schema import Plan
 
-from .test_engine import UNSAFE, Scripted
+from .test_pipeline import UNSAFE, Scripted
 
 
 def test_narrative_shows_the_flagged_drug_with_its_finding(ckd, monkeypatch) -> None:
