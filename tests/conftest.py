@@ -56,7 +56,7 @@ class _ChildWriter:
 
 def _cpu_line() -> str:
     try:
-        from diaguide.inference.native import cpu_line
+        from diaguide.machine import cpu_line
 
         return cpu_line()
     except Exception as exc:  # the report must not fail for want of a CPU description
@@ -161,3 +161,29 @@ def _llama_only_in_a_child(request, monkeypatch):
 
     # the class itself, so a caller holding its own reference to Llama or to load_llama is caught too
     monkeypatch.setattr(llama_cpp.Llama, "__init__", refuse)
+
+
+@pytest.fixture
+def safety_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """{'safety': calls of the checker's apply_safety, 'derive': visits read by conditions} from here on; the
+    checker is wrapped wherever a module holds it, the reading at `conditions._derive` (what `derive` does once per
+    visit inside `facts_once`)."""
+    from diaguide.knowledge import conditions
+    from diaguide.safety import checker
+
+    seen = {"safety": 0, "derive": 0}
+    apply_safety, derive = checker.apply_safety, conditions._derive
+
+    def counted_safety(*args, **kwargs):
+        seen["safety"] += 1
+        return apply_safety(*args, **kwargs)
+
+    def counted_derive(*args, **kwargs):
+        seen["derive"] += 1
+        return derive(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("diaguide") and getattr(module, "apply_safety", None) is apply_safety:
+            monkeypatch.setattr(module, "apply_safety", counted_safety)
+    monkeypatch.setattr(conditions, "_derive", counted_derive)
+    return seen

@@ -44,7 +44,7 @@ def test_a_segfault_in_native_code_is_one_failure_and_the_run_goes_on(suite) -> 
     text = result.stdout.str()
     assert "native crash: llama.cpp killed by SIGSEGV (signal 11)" in text
     assert "test_crash.py::test_crashes" in text
-    from diaguide.inference.native import cpu
+    from diaguide.machine import cpu
 
     assert cpu()["model"] in text  # the CPU it crashed on is named
     assert "assert 1 == 2" in text  # an ordinary failure in a child keeps its own report

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
-import sys
-import types
 from pathlib import Path
 
 import carebundle
 
 from diaguide import cli
 from diaguide import recommend as recommend_module
-from diaguide.records.schema import MedicationOrder, Plan, Visit
+from diaguide.records.schema import Plan, Visit
 
 CASES = Path(__file__).parent / "knowledge" / "cases"
 
@@ -84,30 +81,31 @@ def test_missing_file_is_one_line_error(tmp_path, capsys):
     assert len(lines) == 1 and "nope.json" in lines[0] and "Traceback" not in err
 
 
-def test_model_engine_absent_from_the_build_is_one_line_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(recommend_module, "_MODEL_ENGINE", "diaguide.inference.no_such_engine")
-    status, _, err = _run(
-        capsys, "--engine", "model", "--input", str(_write_visit(tmp_path, "01_new_t2dm_normal_kidneys"))
-    )
-    assert status == 2 and "model engine is not available" in err and len(err.strip().splitlines()) == 1
+class _Continues:
+    """A generator that writes one fixed answer: continue metformin 1000 mg bid."""
+
+    kind, model_name, adapter_version = "fake", "fake-model", None
+
+    def generate(self, prompts, max_new_tokens=640):
+        from diaguide.inference.base import Generation
+
+        text = "GOAL: HbA1c <7.0%\nMED: continue | metformin | metformin | 1000 mg | bid\nEND\n"
+        return [Generation(text, 1, 1, True) for _ in prompts]
 
 
 def test_model_engine_plan_goes_through_the_safety_checker(tmp_path, capsys, monkeypatch):
+    from diaguide.inference import pipeline
+
     calls = {}
 
-    def recommend_with_model(visit, adapter=None, region="ada"):
-        calls.update(adapter=adapter, region=region)
-        order = MedicationOrder(drug="metformin", drug_class="metformin", action="continue", dose="1000 mg")
-        return Plan(treatment="continue metformin", medications=[order])
+    def generator_for(kind=None, adapter=None, **options):
+        calls.update(adapter=adapter)
+        return _Continues()
 
-    fake = types.ModuleType("fake_engine")
-    fake.__spec__ = importlib.machinery.ModuleSpec("fake_engine", None)
-    fake.recommend_with_model = recommend_with_model
-    monkeypatch.setitem(sys.modules, "fake_engine", fake)
-    monkeypatch.setattr(recommend_module, "_MODEL_ENGINE", "fake_engine")
+    monkeypatch.setattr(pipeline, "generator_for", generator_for)
     path = _write_visit(tmp_path, "05_egfr25_on_metformin")  # eGFR 25: metformin contraindicated
     status, out, _ = _run(capsys, "--engine", "model", "--input", str(path), "--adapter", "ad/", "--region", "ada")
-    assert status == 0 and calls == {"adapter": "ad/", "region": "ada"}
+    assert status == 0 and calls == {"adapter": "ad/"}
     findings = json.loads(out)["findings"]
     assert any(f["severity"] == "critical" and "metformin" in " ".join(f["drugs"]).lower() for f in findings)
 

@@ -88,14 +88,14 @@ def load_model() -> dict:
     """Load the default model (the shipped LoRA adapter on SmolLM2, else the base model), timed."""
     import time
 
-    from diaguide.inference.registry import default_adapter, get_engine
+    from diaguide.inference.registry import default_adapter, generator_for
 
     t0 = time.perf_counter()
-    engine = get_engine()
+    generator = generator_for()
     return {
-        "model": engine.model_name,
+        "model": generator.model_name,
         "adapter": str(default_adapter() or "none (base model)"),
-        "engine": engine.kind,
+        "engine": generator.kind,
         "load_seconds": round(time.perf_counter() - t0, 1),
     }
 

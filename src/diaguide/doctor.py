@@ -52,7 +52,7 @@ def check_torch() -> Check:
 
 
 def check_cpu() -> Check:
-    from diaguide.inference.native import cpu
+    from diaguide.machine import cpu
 
     info = cpu()
     flags = " ".join(info["flags"]) or "none read"
@@ -63,7 +63,8 @@ def check_cpu() -> Check:
 
 
 def check_llama() -> Check:
-    from diaguide.inference.native import cpu, llama_build
+    from diaguide.inference.native import llama_build
+    from diaguide.machine import cpu
 
     build = llama_build()
     if build is None:
@@ -132,7 +133,7 @@ def check_base_model() -> Check:
 
 def check_adapters() -> list[Check]:
     from diaguide.errors import ModelError
-    from diaguide.inference.engine import adapter_info, adapter_version
+    from diaguide.inference.base import adapter_info, adapter_version
     from diaguide.inference.registry import DEFAULT_ADAPTER_NAME, default_adapter, models_dir
 
     folder = models_dir()
@@ -154,11 +155,11 @@ def check_adapters() -> list[Check]:
 
 def check_engine(probe: bool) -> Check:
     from diaguide.errors import DiaGuideError
-    from diaguide.inference.registry import default_adapter, engine_kind
+    from diaguide.inference.registry import default_adapter, generator_kind
 
     adapter = default_adapter()
     try:
-        kind = engine_kind(None, adapter)
+        kind = generator_kind(None, adapter)
     except DiaGuideError as exc:
         return Check("engine", "FAIL", exc.line())
     serving = f"{kind} with {'adapter ' + adapter.name if adapter else 'the base model'}"

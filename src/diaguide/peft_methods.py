@@ -94,7 +94,7 @@ def get_method(name: str) -> Method:
 
 
 def method_of_adapter(info: dict[str, Any], source: str = "adapter") -> Method:
-    """The method of an adapter, from its adapter_config.json (`inference.engine.adapter_info`). A `peft_type`
+    """The method of an adapter, from its adapter_config.json (`inference.base.adapter_info`). A `peft_type`
     the table does not know is a ModelError naming it: serving it on a guess could silently drop the adapter."""
     peft_type = str(info.get("peft_type") or "")
     for method in METHODS.values():  # lora before qlora: the same saved adapter

@@ -1,43 +1,39 @@
 """`diaguide recommend`: a Plan for one visit, with its safety findings, as JSON on stdout.
 
-The `rules` engine is the guideline engine (knowledge/guideline.py); the `model` engine is the
-fine-tuned model (inference/engine.py) where this build has it. Either way the Plan passes the
-safety checker before it is printed, so its findings travel with it.
+The `rules` engine is the guideline engine (knowledge/guideline.py); the `model` engine is the fine-tuned model
+through the recommend pipeline (inference/pipeline.py). Either way the Plan passes the safety checker exactly once
+before it is printed, so its findings travel with it: here for the guideline's plan, in the pipeline for the
+model's (docs/design.md, "The flow").
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 
 from diaguide.errors import InputError
+from diaguide.inference import pipeline
 from diaguide.knowledge import guideline
+from diaguide.knowledge.conditions import facts_once
 from diaguide.knowledge.regions import resolve_region
 from diaguide.records.io import load_visit
 from diaguide.records.schema import Plan, Visit
-
-_MODEL_ENGINE = "diaguide.inference.engine"
+from diaguide.safety import checker
 
 
 def plan_for(visit: Visit, engine: str = "rules", region: str = "ada", adapter: str | None = None) -> Plan:
-    """The engine's Plan for a visit, with safety findings attached.
+    """The engine's Plan for a visit, with safety findings attached; the patient's facts are read once.
 
     Raises:
-        InputError: unknown engine, or the model engine is not part of this build.
+        InputError: unknown engine.
+        ModelError: the model cannot be loaded or gave no usable suggestion.
     """
-    if engine == "rules":
-        plan = guideline.recommend(visit, region=region)
-    elif engine == "model":
-        if importlib.util.find_spec(_MODEL_ENGINE) is None:
-            raise InputError("the model engine is not available in this build (use --engine rules)", field="engine")
-        plan = importlib.import_module(_MODEL_ENGINE).recommend_with_model(visit, adapter=adapter, region=region)
-    else:
+    if engine not in ("rules", "model"):
         raise InputError(f"unknown engine {engine!r}; expected rules or model", field="engine")
-    from diaguide.safety.checker import apply_safety  # the checker pulls in the formulary and interactions
-
-    return apply_safety(visit, plan, region=region)
+    with facts_once():
+        if engine == "model":
+            return pipeline.recommend_with_model(visit, adapter=adapter, region=region)  # checked in the pipeline
+        return checker.apply_safety(visit, guideline.recommend(visit, region=region), region=region)
 
 
 def recommend_command(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from diaguide.evaluation.engines import Prediction, TextEngine
+from diaguide.evaluation.candidates import Prediction, TextCandidate
 from diaguide.prompts import plan_to_text
 from diaguide.records.schema import Plan, Visit
 
@@ -33,13 +33,13 @@ METFORMIN_TEXT = (
 )
 
 
-def canned_engine(name: str, texts: Callable[[Visit, bool], str | None], region: str = "ada") -> TextEngine:
+def canned_engine(name: str, texts: Callable[[Visit, bool], str | None], region: str = "ada") -> TextCandidate:
     """A model engine stand-in: `texts(visit, include_history)` is what the "model" writes."""
 
     def generate(visits: Sequence[Visit], include_history: bool) -> list[str | None]:
         return [texts(v, include_history) for v in visits]
 
-    return TextEngine(name, generate, region=region)
+    return TextCandidate(name, generate, region=region)
 
 
 def copy_physician(plans: dict[str, Plan]) -> Callable[[Visit, bool], str | None]:

@@ -10,8 +10,8 @@ import pytest
 
 from diaguide.errors import InputError, ModelError
 from diaguide.evaluation import cache
+from diaguide.evaluation.candidates import Prediction
 from diaguide.evaluation.data import read_examples
-from diaguide.evaluation.engines import Prediction
 from diaguide.evaluation.run import evaluate, evaluate_command
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
@@ -79,7 +79,7 @@ def test_plans_and_findings_survive_the_round_trip(tmp_path: Path):
 def test_a_stopped_evaluation_resumes_with_the_same_figures(
     tmp_path: Path, small_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ):
-    import diaguide.evaluation.model_engines as model_engines
+    import diaguide.evaluation.model_candidates as model_candidates
 
     monkeypatch.setattr("diaguide.evaluation.run.CHUNK", 3)
     plans = {e.visit.visit_id: e.plan for e in read_examples(small_dataset)[0]}
@@ -94,7 +94,9 @@ def test_a_stopped_evaluation_resumes_with_the_same_figures(
             raise ModelError("the model stopped")
         return copy_physician(plans)(visit, include_history)
 
-    monkeypatch.setattr(model_engines, "model_engine", lambda name, region="ada": canned_engine(name, texts, region))
+    monkeypatch.setattr(
+        model_candidates, "model_candidate", lambda name, region="ada": canned_engine(name, texts, region)
+    )
     out = tmp_path / "eval"
     first = evaluate(out, engines=["lora"], dataset=small_dataset, history_ablation=False, resamples=200)
     assert "lora" in first["skipped"]  # stopped after the first chunk
@@ -109,11 +111,13 @@ def test_a_stopped_evaluation_resumes_with_the_same_figures(
 
 
 def test_the_ablation_option_picks_the_engines(tmp_path: Path, small_dataset: Path, monkeypatch: pytest.MonkeyPatch):
-    import diaguide.evaluation.model_engines as model_engines
+    import diaguide.evaluation.model_candidates as model_candidates
 
     plans = {e.visit.visit_id: e.plan for e in read_examples(small_dataset)[0]}
     monkeypatch.setattr(
-        model_engines, "model_engine", lambda name, region="ada": canned_engine(name, copy_physician(plans), region)
+        model_candidates,
+        "model_candidate",
+        lambda name, region="ada": canned_engine(name, copy_physician(plans), region),
     )
     out = tmp_path / "eval"
     args = {"out": str(out), "engines": "lora,base,rules", "limit": 3, "lang": None, "dataset": str(small_dataset)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from diaguide.evaluation.engines import build_engine
+from diaguide.evaluation.lineup import build_candidate
 from diaguide.records.schema import Visit
 
 HBA1C, LDL, EGFR, UACR = "4548-4", "13457-7", "33914-3", "9318-7"
@@ -38,13 +38,13 @@ def visit(language: str = "en", hba1c_days_ago: int = 30, ldl_days_ago: int = 30
 
 
 def ordered(v: Visit) -> list[str]:
-    (p,) = build_engine("carry_forward").predict([v])
+    (p,) = build_candidate("carry_forward").predict([v])
     return [lab.loinc for lab in p.plan.labs]
 
 
 def test_an_hba1c_older_than_its_interval_is_ordered_as_due_now():
     # above goal: every 3 months (91 days); the last one 200 days ago is overdue
-    (p,) = build_engine("carry_forward").predict([visit(hba1c_days_ago=200)])
+    (p,) = build_candidate("carry_forward").predict([visit(hba1c_days_ago=200)])
     assert [(m.drug, m.action) for m in p.plan.medications] == [("metformin", "continue")]
     [hba1c] = [lab for lab in p.plan.labs if lab.loinc == HBA1C]
     assert "due now" in hba1c.reason and (VISIT_DATE - dt.timedelta(days=200)).isoformat() in hba1c.reason
@@ -58,13 +58,13 @@ def test_a_recent_yearly_test_is_not_ordered_and_an_old_one_is():
 
 def test_a_recent_hba1c_is_still_due_before_the_next_review():
     # the next review is within HbA1c's own interval, so it is ordered for the review, not as overdue
-    (p,) = build_engine("carry_forward").predict([visit(hba1c_days_ago=10)])
+    (p,) = build_candidate("carry_forward").predict([visit(hba1c_days_ago=10)])
     [hba1c] = [lab for lab in p.plan.labs if lab.loinc == HBA1C]
     assert "due now" not in hba1c.reason and "due by" in hba1c.reason
 
 
 def test_chinese_visit_gets_chinese_lab_names_and_keeps_its_drug_name():
-    (p,) = build_engine("carry_forward").predict([visit(language="zh", hba1c_days_ago=200, ldl_days_ago=400)])
+    (p,) = build_candidate("carry_forward").predict([visit(language="zh", hba1c_days_ago=200, ldl_days_ago=400)])
     assert [(m.drug, m.action) for m in p.plan.medications] == [("二甲双胍", "continue")]
     names = {lab.loinc: lab.name for lab in p.plan.labs}
     assert names[HBA1C] == "糖化血红蛋白" and names[LDL] == "血脂(LDL-C)"

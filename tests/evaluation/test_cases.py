@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from diaguide.errors import InputError
+from diaguide.evaluation.candidates import RulesCandidate
 from diaguide.evaluation.cases import ALL_PARTS, load_cases, score_cases
-from diaguide.evaluation.engines import RulesEngine
 
 sys.path.insert(0, str(Path(__file__).parent))  # the suite runs with --import-mode=importlib
 from eval_fakes import METFORMIN_TEXT, StrippingEngine, canned_engine  # noqa: E402
@@ -20,7 +20,7 @@ CASES = Path(__file__).parents[1] / "knowledge" / "cases"
 
 
 def test_the_guideline_engine_meets_every_case():
-    result = score_cases(RulesEngine(), load_cases(CASES), parts=ALL_PARTS)
+    result = score_cases(RulesCandidate(), load_cases(CASES), parts=ALL_PARTS)
     assert result["n"] == 20
     assert result["concordant"] == 20, [r for r in result["cases"] if not r["concordant"]]
     assert result["unsafe_unflagged"] == 0
@@ -50,7 +50,7 @@ def test_an_engine_that_drops_findings_is_caught():
 
 def test_the_engine_region_follows_the_case_and_is_restored():
     seen: dict[str, str] = {}
-    engine = RulesEngine(region="ada")
+    engine = RulesCandidate(region="ada")
     original = engine.predict
 
     def spy(visits, include_history=True):

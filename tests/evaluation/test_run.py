@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import diaguide.evaluation.model_engines as model_engines
+import diaguide.evaluation.model_candidates as model_candidates
 from diaguide.cli import main
 from diaguide.errors import ModelError
+from diaguide.evaluation.candidates import CandidateUnavailable
 from diaguide.evaluation.data import read_examples, sha256_of
-from diaguide.evaluation.engines import EngineUnavailable
 from diaguide.evaluation.report import render_report
 from diaguide.evaluation.run import evaluate, evaluate_command
 
@@ -30,9 +30,9 @@ def fake_models(monkeypatch: pytest.MonkeyPatch, small_dataset: Path) -> None:
     def fake(name: str, region: str = "ada"):
         if name == "lora":
             return canned_engine("lora", copy_physician(plans), region=region)
-        raise EngineUnavailable(name, "no adapter in models/ (test)")
+        raise CandidateUnavailable(name, "no adapter in models/ (test)")
 
-    monkeypatch.setattr(model_engines, "model_engine", fake)
+    monkeypatch.setattr(model_candidates, "model_candidate", fake)
 
 
 def load(out: Path) -> dict:
@@ -174,11 +174,11 @@ def test_an_engine_that_fails_while_generating_is_skipped(tmp_path: Path, small_
 
 def test_without_a_dataset_the_default_cohort_is_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import diaguide.evaluation.data as data
-    import diaguide.evaluation.model_engines as model_engines
+    import diaguide.evaluation.model_candidates as model_candidates
     import diaguide.evaluation.run as run
 
     # no shipped adapter in sight: the cohort comes from configs/smollm2-135m/lora.yaml's defaults
-    monkeypatch.setattr(model_engines, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(model_candidates, "MODELS_DIR", tmp_path / "models")
     real = data.default_dataset
     monkeypatch.setattr(run, "default_dataset", lambda cohort: real(tmp_path / "var", cohort={**cohort, "patients": 6}))
     first = evaluate(tmp_path / "out", engines=["rules"], limit=2, resamples=20)

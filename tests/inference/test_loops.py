@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from diaguide.inference.hf_engine import HFEngine, _stop_loops
+from diaguide.inference.hf_generator import HFGenerator, _stop_loops
 from diaguide.inference.loops import LineLoops
 
 LOOPING = "GOAL: HbA1c <7.0%\nMED: continue | metformin\nMED: start | empagliflozin\nMED: continue | metformin\nMED:"
@@ -49,7 +49,7 @@ def test_transformers_stopping_criterion_stops_only_the_looping_row(tok) -> None
 
 
 def test_transformers_engine_cuts_a_looping_row(lively, tok) -> None:
-    engine = HFEngine(model=lively, tokenizer=tok)
+    engine = HFGenerator(model=lively, tokenizer=tok)
     eos = tok.eos_token_id
     looping = ids(tok, LOOPING.rsplit("MED:", 1)[0]) + [eos] * 4  # stopped, then padded with the end token
     whole = ids(tok, KEPT + "END") + [eos]
@@ -74,12 +74,12 @@ class _ScriptedLlama:
             yield token
 
 
-def test_llamacpp_engine_stops_at_the_repeated_line(tok) -> None:
-    from diaguide.inference.llamacpp_engine import LlamaCppEngine
+def test_llamacpp_generator_stops_at_the_repeated_line(tok) -> None:
+    from diaguide.inference.llamacpp_generator import LlamaCppGenerator
     from diaguide.prompts.guidance import PromptStyle
 
     reply = ids(tok, LOOPING + " continue | metformin\n" * 20)
-    engine = LlamaCppEngine.__new__(LlamaCppEngine)  # no GGUF needed: the decoding loop is what is tested
+    engine = LlamaCppGenerator.__new__(LlamaCppGenerator)  # no GGUF needed: the decoding loop is what is tested
     engine.llm = _ScriptedLlama(reply, tok.eos_token_id)
     engine.tokenizer, engine.n_ctx, engine.eos = tok, 4096, {tok.eos_token_id}
     engine.loops, engine.prompt_style = LineLoops(tok), PromptStyle()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from diaguide.inference import narrator
 from diaguide.records.schema import Plan
 
-from .test_engine import UNSAFE, Scripted
+from .test_pipeline import UNSAFE, Scripted
 
 
 def test_narrative_shows_the_flagged_drug_with_its_finding(ckd, monkeypatch) -> None:
-    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted(UNSAFE))
+    monkeypatch.setattr("diaguide.inference.registry.generator_for", lambda *a, **k: Scripted(UNSAFE))
     text = narrator.model_narrator(ckd(), Plan())
     assert "glyburide" in text
     finding_lines = [line for line in text.splitlines() if line.startswith("FINDING")]
@@ -18,7 +18,7 @@ def test_narrative_shows_the_flagged_drug_with_its_finding(ckd, monkeypatch) -> 
 
 
 def test_unreadable_model_output_says_so(ckd, monkeypatch) -> None:
-    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted("lorem ipsum"))
+    monkeypatch.setattr("diaguide.inference.registry.generator_for", lambda *a, **k: Scripted("lorem ipsum"))
     visit = ckd()
     assert narrator.model_narrator(visit, Plan()) == narrator._NO_SUGGESTION[visit.language]
 
@@ -29,7 +29,7 @@ def test_every_caution_is_written_whole(ckd, monkeypatch) -> None:
         "GOAL: HbA1c <7.0%\nMED: continue | metformin | metformin\nMED: continue | glimepiride | sulfonylurea\n"
         "MED: stop | pioglitazone | tzd\nMED: continue | linagliptin | dpp4i\nEND\n"
     )
-    monkeypatch.setattr("diaguide.inference.registry.get_engine", lambda *a, **k: Scripted(answer))
+    monkeypatch.setattr("diaguide.inference.registry.generator_for", lambda *a, **k: Scripted(answer))
     text = narrator.model_narrator(ckd(), Plan())
     unlisted = [line for line in text.splitlines() if line.endswith("check what the patient takes.")]  # not cut
     assert [c.split(":")[1].strip() for c in unlisted] == ["metformin", "glimepiride", "pioglitazone"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from diaguide.inference.native import cpu
 from diaguide.inference.probe import probe_engine
+from diaguide.machine import cpu
 
 SEGFAULT = [sys.executable, "-c", "import ctypes; ctypes.string_at(0)"]
 

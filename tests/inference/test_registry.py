@@ -28,18 +28,18 @@ def test_default_adapter_is_the_repo_lora_or_the_environment(tmp_path, monkeypat
 
 def test_prefix_adapters_run_on_transformers(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(registry, "llamacpp_available", lambda: True)
-    assert registry.engine_kind(None, _adapter(tmp_path / "p", "PREFIX_TUNING")) == "transformers"
-    assert registry.engine_kind(None, _adapter(tmp_path / "l", "LORA")) == "llama.cpp"
-    assert registry.engine_kind(None, None) == "llama.cpp"
+    assert registry.generator_kind(None, _adapter(tmp_path / "p", "PREFIX_TUNING")) == "transformers"
+    assert registry.generator_kind(None, _adapter(tmp_path / "l", "LORA")) == "llama.cpp"
+    assert registry.generator_kind(None, None) == "llama.cpp"
     monkeypatch.setattr(registry, "llamacpp_available", lambda: False)
-    assert registry.engine_kind(None, None) == "transformers"
+    assert registry.generator_kind(None, None) == "transformers"
 
 
 def test_bad_engine_or_adapter_is_one_clear_error(tmp_path) -> None:
     with pytest.raises(ModelError, match="unknown engine"):
-        registry.get_engine(kind="tensorrt", adapter=_adapter(tmp_path / "l", "LORA"))
+        registry.generator_for(kind="tensorrt", adapter=_adapter(tmp_path / "l", "LORA"))
     with pytest.raises(ModelError, match="adapter_config.json"):
-        registry.get_engine(kind="transformers", adapter=tmp_path / "empty")
+        registry.generator_for(kind="transformers", adapter=tmp_path / "empty")
 
 
 def test_gguf_type_from_the_environment(monkeypatch) -> None:

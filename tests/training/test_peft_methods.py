@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from diaguide.errors import ModelError
-from diaguide.inference.registry import engine_kind
+from diaguide.inference.registry import generator_kind
 from diaguide.peft_methods import METHODS, method_of_adapter, serving_engines
 
 
@@ -34,4 +34,4 @@ def test_the_serving_engine_follows_the_table(tmp_path, monkeypatch) -> None:
         folder = tmp_path / peft_type
         folder.mkdir()
         (folder / "adapter_config.json").write_text(json.dumps({"peft_type": peft_type}), encoding="utf-8")
-        assert engine_kind(None, folder) == expected
+        assert generator_kind(None, folder) == expected

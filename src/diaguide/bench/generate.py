@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from diaguide.inference.engine import MAX_NEW_TOKENS, Engine, recommend
+from diaguide.inference.base import MAX_NEW_TOKENS, Generator
+from diaguide.inference.pipeline import recommend
 from diaguide.machine import machine_info
 from diaguide.prompts import render_prompt
 from diaguide.prompts.guidance import PromptStyle, guideline_plan
@@ -51,7 +52,7 @@ def _visits(n: int, seed: int = 0):
     return list(latest.values())[:n]
 
 
-def throughput(engine: Engine, prompts: list[str], max_new_tokens: int) -> dict[str, Any]:
+def throughput(engine: Generator, prompts: list[str], max_new_tokens: int) -> dict[str, Any]:
     """Visits/s and new tokens/s of one `generate` call over all prompts."""
     t0 = time.perf_counter()
     gens = engine.generate(prompts, max_new_tokens=max_new_tokens)
@@ -75,7 +76,9 @@ def throughput(engine: Engine, prompts: list[str], max_new_tokens: int) -> dict[
     return result
 
 
-def latency(engine: Engine, visits: list, max_new_tokens: int = MAX_NEW_TOKENS, region: str = "ada") -> dict[str, Any]:
+def latency(
+    engine: Generator, visits: list, max_new_tokens: int = MAX_NEW_TOKENS, region: str = "ada"
+) -> dict[str, Any]:
     """Wall time of whole recommendations, one visit at a time (p50, max, statuses)."""
     rows = []
     for v in visits:
@@ -97,7 +100,7 @@ def latency(engine: Engine, visits: list, max_new_tokens: int = MAX_NEW_TOKENS, 
 
 
 def _model_section(adapter: Path | None) -> dict[str, Any]:
-    from diaguide.inference.engine import adapter_info, adapter_version
+    from diaguide.inference.base import adapter_info, adapter_version
 
     if adapter is None:
         return {
@@ -118,7 +121,7 @@ def _model_section(adapter: Path | None) -> dict[str, Any]:
 
 def bench_generate(out: str, quick: bool = False) -> int:
     """Run the generation benchmark and write its JSON to `out`; 0 on success."""
-    from diaguide.inference.hf_engine import HFEngine
+    from diaguide.inference.hf_generator import HFGenerator
     from diaguide.inference.registry import default_adapter, gguf_type, llamacpp_available, merged_gguf
 
     n = 3 if quick else 4  # llama.cpp (single-stream)
@@ -146,7 +149,7 @@ def bench_generate(out: str, quick: bool = False) -> int:
     }
 
     t0 = time.perf_counter()
-    hf = HFEngine(adapter=adapter, batch_size=1)
+    hf = HFGenerator(adapter=adapter, batch_size=1)
     hf_load = time.perf_counter() - t0
     one = throughput(hf, all_prompts[:n_batched], budget)
     hf.batch_size = n_batched
@@ -163,7 +166,7 @@ def bench_generate(out: str, quick: bool = False) -> int:
     serving: dict[str, Any] | None = None
     if llamacpp_available():
         from diaguide.inference.base_model import bundled_gguf, load_tokenizer
-        from diaguide.inference.llamacpp_engine import LlamaCppEngine
+        from diaguide.inference.llamacpp_generator import LlamaCppGenerator
 
         tok = load_tokenizer()
         files = {"bundled_q4_1": bundled_gguf()}
@@ -180,7 +183,7 @@ def bench_generate(out: str, quick: bool = False) -> int:
             t0 = time.perf_counter()
             # the base model as the reference beside a fine-tune: plain prompts, as it was never trained on others
             is_reference = adapter is not None and not name.startswith("merged")
-            eng = LlamaCppEngine(
+            eng = LlamaCppGenerator(
                 path,
                 tokenizer=tok,
                 model_name=result["model"]["base"],

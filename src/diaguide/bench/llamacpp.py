@@ -39,9 +39,9 @@ def _prompt_ids(n: int) -> tuple[Path, list[list[int]], str]:
     """The served GGUF and the token ids of `n` rendered visits, as serving would send them."""
     from diaguide.bench.generate import _visits
     from diaguide.inference.base_model import bundled_gguf, load_tokenizer
-    from diaguide.inference.engine import chat_text
     from diaguide.inference.registry import default_adapter, merged_gguf
     from diaguide.prompts import render_prompt
+    from diaguide.prompts.chat import chat_text
     from diaguide.prompts.guidance import PromptStyle, guideline_plan
 
     adapter = default_adapter()
@@ -118,7 +118,8 @@ def _run_config(python_path: Path | None, gguf: Path, prompts_file: Path, extra_
 
 def bench_llamacpp(out: str, quick: bool = False, build: list[str] | None = None) -> int:
     """Decode tokens/s of the served fine-tune per llama.cpp build, with extra buffer types on and off."""
-    from diaguide.inference.native import cpu, llama_build
+    from diaguide.inference.native import llama_build
+    from diaguide.machine import cpu
 
     if llama_build() is None:
         raise InputError("llama-cpp-python is not installed (pip install 'diaguide[llamacpp]')", field="bench")

@@ -24,6 +24,7 @@ from diaguide.cohort.planwriter import write_plan
 from diaguide.cohort.styles import STYLE_WEIGHTS, STYLES
 from diaguide.drugs.classes import INSULIN_CLASSES
 from diaguide.errors import InputError
+from diaguide.records.history import attach_history
 from diaguide.records.schema import Allergy, CohortRecord, Lab, Medication, Patient, Visit, Vitals
 
 LANGS = ("en", "zh", "mixed")
@@ -171,11 +172,7 @@ def _apply(state: State, d: Decision, date: dt.date) -> None:
 
 
 def _with_history(visits: list[Visit]) -> list[Visit]:
-    """Earlier visits summarised into each visit's `history` (records.history, when present)."""
-    try:
-        from diaguide.records.history import attach_history
-    except ImportError:
-        return visits
+    """Earlier visits summarised into each visit's `history` (records.history)."""
     return attach_history(visits)
 
 

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 
 from diaguide.cohort.deviations import DEVIATION_RATE, KINDS, TRAP_RATE, TRAPS
 from diaguide.cohort.patients import REFERENCE_DATE
+from diaguide.knowledge.guideline import recommend
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, kept_glucose_classes
+from diaguide.safety.checker import check
+from diaguide.safety.complexity import complexity
 
 if TYPE_CHECKING:
     from diaguide.cohort.generate import Generated
@@ -77,11 +80,7 @@ def summarise(cohort: list[Generated], seed: int, lang: str) -> dict:
     }
 
 
-def _complexity(cohort: list[Generated]) -> dict[str, int] | None:
-    try:
-        from diaguide.safety.complexity import complexity
-    except ImportError:
-        return None
+def _complexity(cohort: list[Generated]) -> dict[str, int]:
     return _count(complexity(g.record.visit).level for g in cohort)
 
 
@@ -94,15 +93,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def agreement_report(cohort: list[Generated], out=sys.stderr) -> dict | None:
-    """Physician plans vs the guideline engine and the safety checker, by practice style.
-
-    None (and nothing printed) until both `knowledge.guideline` and `safety.checker` exist.
-    """
-    try:
-        from diaguide.knowledge.guideline import recommend
-        from diaguide.safety.checker import check
-    except ImportError:
-        return None
+    """Physician plans vs the guideline engine and the safety checker, by practice style."""
     rows: dict[str, dict[str, float]] = {}
     for g in cohort:
         visit, plan = g.record.visit, g.record.plan

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from diaguide.evaluation.engines import Prediction
+from diaguide.evaluation.candidates import Prediction
 from diaguide.records.schema import Plan
 
 # 2: plans read against the visit (continued drugs' doses, one order per drug: target.against_visit); 3: the same

@@ -25,7 +25,7 @@ from typing import Any
 
 from diaguide.errors import InputError
 from diaguide.evaluation import cache
-from diaguide.evaluation.engines import Engine, Prediction
+from diaguide.evaluation.candidates import Candidate, Prediction
 from diaguide.evaluation.metrics import flags_on_proposed, unflagged
 from diaguide.records.schema import GLUCOSE_LOWERING_CLASSES, Plan, Visit
 from diaguide.records.units import canonical_loinc
@@ -119,7 +119,7 @@ def load_cases(folder: str | Path) -> list[dict[str, Any]]:
 
 
 def predict_cases(
-    engine: Engine, cases: list[dict[str, Any]], saved: Path | None = None, stamp: str = ""
+    engine: Candidate, cases: list[dict[str, Any]], saved: Path | None = None, stamp: str = ""
 ) -> list[Prediction]:
     """The engine's prediction for each case, in the case's region (the engine's `region`
     attribute is set per case and restored), saved under `saved` like the test split's."""
@@ -146,7 +146,7 @@ def cases_fingerprint(cases: list[dict[str, Any]]) -> str:
 
 
 def score_cases(
-    engine: Engine,
+    engine: Candidate,
     cases: list[dict[str, Any]],
     parts: Iterable[str] = MODEL_PARTS,
     saved: Path | None = None,

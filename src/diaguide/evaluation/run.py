@@ -19,27 +19,28 @@ from typing import Any
 
 from diaguide.errors import DiaGuideError, InputError
 from diaguide.evaluation import bootstrap, cache
+from diaguide.evaluation.candidates import (
+    CANDIDATES,
+    MODEL_CANDIDATES,
+    NO_HISTORY,
+    Candidate,
+    CandidateUnavailable,
+    CarryForwardCandidate,
+    Prediction,
+    RulesCandidate,
+)
 from diaguide.evaluation.cases import cases_fingerprint, load_cases, score_cases
 from diaguide.evaluation.data import Example, default_dataset, read_examples, sha256_of, training_cohort
-from diaguide.evaluation.engines import (
-    ENGINES,
-    MODEL_ENGINES,
-    NO_HISTORY,
-    CarryForwardEngine,
-    Engine,
-    EngineUnavailable,
-    Prediction,
-    RulesEngine,
-    build_engine,
-)
+from diaguide.evaluation.lineup import build_candidate
 from diaguide.evaluation.metrics import visit_columns
-from diaguide.evaluation.model_engines import adapter_dir
+from diaguide.evaluation.model_candidates import adapter_dir
 from diaguide.evaluation.scoring import action_confusion, score_predictions
 from diaguide.knowledge import guideline
+from diaguide.knowledge.conditions import facts_once
 from diaguide.knowledge.regions import resolve_region
 from diaguide.safety.complexity import complexity
 
-RULE_BASED = (RulesEngine, CarryForwardEngine)  # quick and deterministic: not saved, no history ablation
+RULE_BASED = (RulesCandidate, CarryForwardCandidate)  # quick and deterministic: not saved, no history ablation
 LEVELS = ("low", "moderate", "high")
 CHUNK = 8  # visits generated between two saves of the predictions
 LANGUAGES = ("en", "zh")
@@ -60,7 +61,7 @@ def _strata(rows: list[dict[str, Any]], resamples: int, seed: int, unit: str) ->
 
 
 def _run_engine(
-    engine: Engine, label: str, examples: list[Example], include_history: bool, context: dict[str, Any]
+    engine: Candidate, label: str, examples: list[Example], include_history: bool, context: dict[str, Any]
 ) -> dict[str, Any]:
     visits = [e.visit for e in examples]
 
@@ -107,14 +108,15 @@ def _run_engine(
     }
 
 
-def _saved_answers(engine: Engine, out: Path, name: str) -> Path | None:
+def _saved_answers(engine: Candidate, out: Path, name: str) -> Path | None:
     """Where a model engine's answers are kept for resuming (None for the rules engine: quick, not saved)."""
     return None if isinstance(engine, RULE_BASED) else out / "predictions" / name
 
 
+@facts_once()  # each visit's facts read once for the guideline reference, the complexity, every candidate and the scores
 def evaluate(
     out: str | Path,
-    engines: Sequence[str | Engine] = ENGINES,
+    engines: Sequence[str | Candidate] = CANDIDATES,
     limit: int | None = None,
     lang: str | None = None,
     dataset: str | Path | None = None,
@@ -164,7 +166,7 @@ def evaluate(
     for name in added:
         print(f"diaguide evaluate: added engine {name}: no evaluation leaves out this baseline", file=sys.stderr)
     case_list = load_cases(cases) if cases is not None else None
-    cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_ENGINES) if d is not None])
+    cohort, cohort_source = training_cohort([d for d in map(adapter_dir, MODEL_CANDIDATES) if d is not None])
     folder = Path(dataset) if dataset is not None else default_dataset(cohort=cohort)
     examples, errors = read_examples(folder)
     total = len(examples)
@@ -190,8 +192,8 @@ def evaluate(
     skipped: dict[str, str] = {}
     for item in engines:
         try:
-            engine = build_engine(item, region=region) if isinstance(item, str) else item
-        except EngineUnavailable as exc:
+            engine = build_candidate(item, region=region) if isinstance(item, str) else item
+        except CandidateUnavailable as exc:
             skipped[exc.name] = exc.reason
             print(f"diaguide evaluate: skipped engine {exc.name}: {exc.reason}", file=sys.stderr)
             continue
@@ -246,7 +248,7 @@ def evaluate(
     return {**metrics, "errors": errors}
 
 
-def with_baselines(engines: Sequence[str | Engine]) -> tuple[list[str | Engine], list[str]]:
+def with_baselines(engines: Sequence[str | Candidate]) -> tuple[list[str | Candidate], list[str]]:
     """The engines with every baseline of `BASELINES` they lack appended, and the names appended: a model is
     only worth serving where it beats doing nothing (docs/evaluation.md, baselines)."""
     names = {e if isinstance(e, str) else e.name for e in engines}
@@ -297,7 +299,7 @@ def _write(out: Path, metrics: dict[str, Any], per_visit: dict[str, list[dict[st
 
 def evaluate_command(
     out: str,
-    engines: str = ",".join(ENGINES),
+    engines: str = ",".join(CANDIDATES),
     limit: int | None = None,
     lang: str | None = None,
     dataset: str | None = None,
@@ -309,13 +311,13 @@ def evaluate_command(
 
     `ablation`: which model engines also run without the visit history (`all`, `none`, or
     names separated by commas)."""
-    names = _engine_names(engines, "engines", ENGINES)
+    names = _engine_names(engines, "engines", CANDIDATES)
     ablate: bool | list[str] = (
         True
         if ablation == "all"
         else False
         if ablation == "none"
-        else _engine_names(ablation, "ablation", MODEL_ENGINES)
+        else _engine_names(ablation, "ablation", MODEL_CANDIDATES)
     )
     result = evaluate(
         out,
@@ -325,7 +327,7 @@ def evaluate_command(
         dataset=dataset,
         history_ablation=ablate,
         cases=cases,
-        cases_engines=_engine_names(cases_engines, "cases_engines", ENGINES) if cases_engines else None,
+        cases_engines=_engine_names(cases_engines, "cases_engines", CANDIDATES) if cases_engines else None,
     )
     for line in result["errors"]:
         print(f"diaguide evaluate: error: {line}", file=sys.stderr)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from diaguide.evaluation.candidates import Prediction
 from diaguide.evaluation.data import Example
-from diaguide.evaluation.engines import Prediction
 from diaguide.evaluation.metrics import class_actions, flags_on_proposed, med_classes, unflagged, visit_columns
 from diaguide.evaluation.text_metrics import text_scores
 from diaguide.prompts import plan_to_text

@@ -92,13 +92,13 @@ def model_narrator(visit: Visit, plan: Plan) -> str:
     down = GATE.wait()
     if down is not None:
         return _ENGINE_DOWN[visit.language].format(reason=down)
-    from diaguide.inference.engine import recommend
-    from diaguide.inference.registry import get_engine
+    from diaguide.inference.pipeline import recommend
+    from diaguide.inference.registry import generator_for
     from diaguide.knowledge.regions import resolve_region
     from diaguide.prompts.target import plan_to_text
 
     lang = visit.language
-    result = recommend(visit, get_engine(), region=resolve_region(None))
+    result = recommend(visit, generator_for(), region=resolve_region(None))
     if result.status == "no_suggestion" or result.plan is None:
         return _NO_SUGGESTION[lang]
     lines = [] if result.status == "ok" else [_PARTIAL[lang]]

@@ -10,50 +10,12 @@ off (`use_extra_bufts=False`, llama.cpp's `--no-repack`), which keeps weights ou
 
 from __future__ import annotations
 
-import platform
 import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-# the CPU flags (Linux /proc/cpuinfo names) that decide which llama.cpp kernels can run
-FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512_vnni", "avx512_bf16")
-AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
-
 _load_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def cpu() -> dict[str, Any]:
-    """This machine's CPU: model name, vendor, and which of `FLAGS` + `AMX_FLAGS` it has."""
-    model, vendor, flags = platform.processor() or "unknown", "unknown", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key == "vendor_id":
-                    vendor = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
-                    break  # every core lists the same flags
-    except OSError:
-        pass
-    return {
-        "model": model,
-        "vendor": vendor,
-        "machine": platform.machine(),
-        "flags": [f for f in (*FLAGS, *AMX_FLAGS) if f in flags],
-        "amx": any(f in flags for f in AMX_FLAGS),
-    }
-
-
-def cpu_line() -> str:
-    """One line naming the CPU and its relevant flags, for crash reports and logs."""
-    info = cpu()
-    return f"{info['model']} [{' '.join(info['flags']) or 'no SIMD flags read'}]"
 
 
 @lru_cache(maxsize=1)

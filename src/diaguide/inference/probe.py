@@ -1,7 +1,7 @@
 """Can the model engine start here? Asked in a child process, so a native crash answers "no" instead of killing
 the caller (`diaguide doctor`, the service's readiness, docs/llamacpp.md).
 
-The child (`python -m diaguide.inference.probe`) loads the engine the way serving does (`registry.get_engine`: the
+The child (`python -m diaguide.inference.probe`) loads the generator the way serving does (`registry.generator_for`: the
 default adapter, merged and exported to GGUF once, then cached) and generates a few tokens: llama.cpp's AMX crash
 comes on the first inference, not at load. It prints one JSON line; the parent reads it, or the signal that ended
 the child.
@@ -57,7 +57,7 @@ def probe_engine(
         timeout: seconds before the child is killed and the probe fails.
         command: the child's command line instead of this module's (it must print the same JSON line).
     """
-    from diaguide.inference.native import cpu_line
+    from diaguide.machine import cpu_line
 
     cmd = command or [sys.executable, "-m", "diaguide.inference.probe"]
     if adapter and command is None:
@@ -89,21 +89,21 @@ def probe_engine(
 
 def _child(adapter: str | None, kind: str | None) -> dict:
     from diaguide.errors import DiaGuideError
-    from diaguide.inference.registry import get_engine
+    from diaguide.inference.registry import generator_for
 
     try:
-        engine = get_engine(kind=kind, adapter=adapter)
-        reply = engine.generate(["Say OK."], max_new_tokens=PROBE_TOKENS)[0]
+        generator = generator_for(kind=kind, adapter=adapter)
+        reply = generator.generate(["Say OK."], max_new_tokens=PROBE_TOKENS)[0]
     except DiaGuideError as exc:
         return {"ok": False, "reason": exc.line()}
-    version = getattr(engine, "adapter_version", None)
+    version = getattr(generator, "adapter_version", None)
     return {
         "ok": True,
-        "reason": f"{engine.kind} serves {engine.model_name}"
+        "reason": f"{generator.kind} serves {generator.model_name}"
         + (f" with adapter {version}" if version else " (base model)")
         + f"; {reply.new_tokens} tokens generated",
-        "engine": engine.kind,
-        "model": engine.model_name,
+        "engine": generator.kind,
+        "model": generator.model_name,
         "adapter_version": version,
     }
 

@@ -1,8 +1,8 @@
-"""Which engine and which adapter a recommendation uses, loaded once per process and reused.
+"""Which generator (backend) and which adapter a recommendation uses, loaded once per process and reused.
 
 * The default adapter is the project's LoRA fine-tune, `models/smollm2-135m-lora` in the repository
   ($DIAGUIDE_ADAPTER or $DIAGUIDE_MODELS point elsewhere); without one, the base model answers.
-* The default engine is llama.cpp where llama-cpp-python is installed and the adapter can be merged (LoRA), since
+* The default backend is llama.cpp where llama-cpp-python is installed and the adapter can be merged (LoRA), since
   it serves ~8x faster than transformers on CPU; prefix tuning (P-tuning v2) cannot be merged into weights, so a
   prefix adapter always runs on transformers. A LoRA fine-tune is merged and exported to GGUF once, under the
   cache folder, named by the adapter's weight hash, so a retrained adapter is never served from a stale file.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from diaguide.errors import ModelError
+from diaguide.inference.base import Generator, adapter_info, adapter_version
 from diaguide.inference.base_model import DEFAULT_MODEL, bundled_gguf, cache_dir
-from diaguide.inference.engine import Engine, adapter_info, adapter_version
 from diaguide.peft_methods import method_of_adapter, serving_engines
 from diaguide.prompts.guidance import PromptStyle
 
@@ -89,7 +89,9 @@ def merged_gguf(adapter: str | os.PathLike, ftype: str | None = None) -> Path:
     return export_gguf(model, target, ftype=ftype)
 
 
-def engine_kind(kind: str | None, adapter: Path | None) -> str:
+def generator_kind(kind: str | None, adapter: Path | None) -> str:
+    """The backend that serves this adapter (None: the base model): `kind` where given, else llama.cpp where it is
+    installed and serves the adapter's method (`peft_methods`), else transformers."""
     if kind is not None:
         if kind not in KINDS:
             raise ModelError(f"unknown engine {kind!r} (one of transformers, llama.cpp, vllm)", field="engine")
@@ -99,17 +101,17 @@ def engine_kind(kind: str | None, adapter: Path | None) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]) -> Engine:
+def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]) -> Generator:
     kw = dict(options)
     if kind == "transformers":
-        from diaguide.inference.hf_engine import HFEngine
+        from diaguide.inference.hf_generator import HFGenerator
 
-        return HFEngine(adapter=adapter, **kw)
+        return HFGenerator(adapter=adapter, **kw)
     if kind == "llama.cpp":
-        from diaguide.inference.llamacpp_engine import LlamaCppEngine
+        from diaguide.inference.llamacpp_generator import LlamaCppGenerator
 
         if adapter is None:
-            return LlamaCppEngine(bundled_gguf(), model_name=DEFAULT_MODEL, **kw)
+            return LlamaCppGenerator(bundled_gguf(), model_name=DEFAULT_MODEL, **kw)
         info = adapter_info(adapter)
         method = method_of_adapter(info, str(adapter))
         if "llama.cpp" not in method.engines:
@@ -119,7 +121,7 @@ def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]
         from diaguide.inference.base_model import load_tokenizer
 
         base = info.get("base_model_name_or_path") or DEFAULT_MODEL
-        return LlamaCppEngine(
+        return LlamaCppGenerator(
             merged_gguf(adapter),
             tokenizer=load_tokenizer(base),
             model_name=base,
@@ -127,22 +129,31 @@ def _cached(kind: str, adapter: str | None, options: tuple[tuple[str, Any], ...]
             prompt_style=PromptStyle.of(adapter),
             **kw,
         )
-    from diaguide.inference.vllm_engine import VLLMEngine
+    from diaguide.inference.vllm_generator import VLLMGenerator
 
-    return VLLMEngine(adapter=adapter, **kw)
+    return VLLMGenerator(adapter=adapter, **kw)
 
 
-def get_engine(kind: str | None = None, adapter: str | os.PathLike | None = None, **options: Any) -> Engine:
-    """A loaded engine, reused across calls with the same arguments.
+def generator_for(
+    kind: str | None = None,
+    adapter: str | os.PathLike | None = None,
+    base_model: bool = False,
+    **options: Any,
+) -> Generator:
+    """A loaded generator, reused across calls with the same arguments.
 
     Args:
-        kind: "transformers", "llama.cpp" or "vllm"; None picks llama.cpp where it is installed (and the
-            adapter can be merged), else transformers.
+        kind: the backend, "transformers", "llama.cpp" or "vllm"; None picks llama.cpp where it is installed (and
+            the adapter can be merged), else transformers.
         adapter: a PEFT adapter folder; None uses `default_adapter()` (the base model when there is none).
-        **options: passed to the engine's constructor (device, batch_size, n_threads ...).
+        base_model: the base model without any adapter, whatever `default_adapter()` says (the evaluation's
+            `base`); `adapter` must then be None.
+        **options: passed to the generator's constructor (device, batch_size, n_threads ...).
     """
-    folder = Path(adapter) if adapter is not None else default_adapter()
+    if base_model and adapter is not None:
+        raise ModelError("the base model takes no adapter", field="adapter")
+    folder = None if base_model else Path(adapter) if adapter is not None else default_adapter()
     if folder is not None:
         adapter_info(folder)  # a clear error for a folder that is not an adapter, before anything loads
-    chosen = engine_kind(kind, folder)
+    chosen = generator_kind(kind, folder)
     return _cached(chosen, str(folder) if folder is not None else None, tuple(sorted(options.items())))

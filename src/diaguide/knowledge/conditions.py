@@ -8,12 +8,15 @@ thresholds (`regions`), which this module also loads for the other engines.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
 import datetime as dt
 import functools
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from diaguide import clinical_data
@@ -375,8 +378,43 @@ def _diabetes_status(
     return "none", prior_gdm
 
 
+# Inside `facts_once()`: (visit, region) -> the visit and its Facts, so one visit is read once per use case
+_ONCE: contextvars.ContextVar[dict[tuple[int, str], tuple[Visit, Facts]] | None] = contextvars.ContextVar(
+    "facts_once", default=None
+)
+
+
+@contextlib.contextmanager
+def facts_once() -> Iterator[None]:
+    """Within this block, `derive` reads each visit once: the guideline engine, the monitoring rules, the safety
+    checker and the target reader of one recommendation share one Facts (a visit is the same visit object; a copy,
+    such as the checker's visit without implausible labs, is read on its own). The use case opens it
+    (recommend.py, inference/pipeline.py, the evaluation); nested blocks share the outer one. Facts are not changed
+    after they are derived, so sharing them changes no result."""
+    if _ONCE.get() is not None:
+        yield
+        return
+    token = _ONCE.set({})
+    try:
+        yield
+    finally:
+        _ONCE.reset(token)
+
+
 def derive(visit: Visit, region: str = "ada") -> Facts:
-    """Every fact the guideline and monitoring rules use, for one visit under one region."""
+    """Every fact the guideline and monitoring rules use, for one visit under one region (read once per visit
+    inside `facts_once`)."""
+    memo = _ONCE.get()
+    if memo is None:
+        return _derive(visit, region)
+    key = (id(visit), region)
+    hit = memo.get(key)
+    if hit is None or hit[0] is not visit:
+        hit = memo[key] = (visit, _derive(visit, region))
+    return hit[1]
+
+
+def _derive(visit: Visit, region: str) -> Facts:
     region_config(region)  # unknown region -> ConfigError before anything else
     texts = _texts(visit)
     p = visit.patient

@@ -1,6 +1,6 @@
 """Training data: prompt/target rows -> token ids with loss only on the target -> packed rows.
 
-An example is the tokenizer's chat template applied to the prompt (user turn) and the target (assistant
+An example is the tokenizer's chat template (`prompts/chat.py`) applied to the prompt (user turn) and the target (assistant
 turn), split where the assistant turn starts, so the model is trained on exactly the text it is served
 with: `apply_chat_template(prompt, add_generation_prompt=True)` followed by the reply and its end-of-turn.
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from diaguide.errors import InputError, ModelError
+from diaguide.prompts.chat import chat_turns
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -102,26 +103,13 @@ def check_chat_template(tokenizer, required: bool, source: str = "tokenizer") ->
     return has
 
 
-def render(tokenizer, prompt: str, target: str, use_template: bool) -> tuple[str, str]:
-    """(prompt text, target text) as the model sees them; their concatenation is the whole example."""
-    if not use_template:
-        return prompt + "\n", target + (tokenizer.eos_token or "")
-    user = [{"role": "user", "content": prompt}]
-    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": target}], tokenize=False)
-    if not full.startswith(head):
-        # templates that rewrite earlier turns once a reply exists: fall back to head + reply + EOS
-        return head, target + (tokenizer.eos_token or "")
-    return head, full[len(head) :]
-
-
 def encode(rows: list[dict], tokenizer, max_length: int, use_template: bool) -> list[Example]:
     """Tokenise rows into examples of at most `max_length` tokens, loss on the target tokens only.
 
     A prompt that does not fit loses its beginning (the visit's newest facts sit at the end of our
     prompts); a target that alone does not fit is cut at `max_length` minus one prompt token.
     """
-    pairs = [render(tokenizer, r["prompt"], r["target"], use_template) for r in rows]
+    pairs = [chat_turns(tokenizer, r["prompt"], r["target"], use_template) for r in rows]
     # special tokens come from the template itself; without one, add BOS the tokenizer's own way
     heads = tokenizer([p for p, _ in pairs], add_special_tokens=not use_template)["input_ids"]
     tails = tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"]

@@ -7,9 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from diaguide.cohort.generate import cohort_command
 from diaguide.errors import ConfigError, InputError
 from diaguide.inference.base_model import cache_dir
-from diaguide.prompts.dataset import FORMAT_VERSION
+from diaguide.prompts.dataset import FORMAT_VERSION, dataset_command
 from diaguide.training.config import DataSection
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def resolve_dataset(data: DataSection) -> Path:
 
     Raises:
         InputError: `data.dir` holds no train.jsonl.
-        ConfigError: no `data.dir` and the cohort/dataset builders are not available.
+        ConfigError: the dataset builder wrote no train.jsonl.
     """
     if data.dir is not None:
         folder = Path(data.dir).expanduser()
@@ -45,13 +46,6 @@ def resolve_dataset(data: DataSection) -> Path:
     folder = cohort_dataset_dir(data)
     if (folder / "train.jsonl").is_file():
         return folder
-    try:
-        from diaguide.cohort.generate import cohort_command
-        from diaguide.prompts.dataset import dataset_command
-    except ImportError as exc:
-        raise ConfigError(
-            f"no data.dir given and the synthetic cohort cannot be built ({exc})", field="data.dir"
-        ) from None
     c = data.cohort
     log.info("building the synthetic cohort (%d patients, seed %d, %s) under %s", c.patients, c.seed, c.lang, folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -9,20 +9,20 @@ import hashlib
 import pytest
 
 from diaguide.errors import ModelError
-from diaguide.inference.hf_engine import HFEngine
+from diaguide.inference.hf_generator import HFGenerator
 from diaguide.training.data import encode
 
 # lengths differ so batches need left padding
 PROMPTS = ["hba1c 9.1", "age 80, egfr 25, on metformin", "x", "diet only; hba1c 6.4; bmi 31.2", "ldl 3.1 mmol/L"]
 
 
-def outputs(engine: HFEngine, batch_size: int, n: int = 16) -> list[str]:
+def outputs(engine: HFGenerator, batch_size: int, n: int = 16) -> list[str]:
     engine.batch_size = batch_size
     return [g.text for g in engine.generate(PROMPTS, max_new_tokens=n)]
 
 
 def test_batched_greedy_equals_one_at_a_time(lively, tok) -> None:
-    engine = HFEngine(model=lively, tokenizer=tok)
+    engine = HFGenerator(model=lively, tokenizer=tok)
     single = outputs(engine, 1)
     assert len(set(single)) > 1 and all(single)  # a model that says something, and not the same for all
     assert outputs(engine, 3) == single
@@ -30,7 +30,7 @@ def test_batched_greedy_equals_one_at_a_time(lively, tok) -> None:
 
 
 def test_generation_reports_tokens_and_stops_at_the_limit(lively, tok) -> None:
-    gens = HFEngine(model=lively, tokenizer=tok, batch_size=5).generate(PROMPTS, max_new_tokens=6)
+    gens = HFGenerator(model=lively, tokenizer=tok, batch_size=5).generate(PROMPTS, max_new_tokens=6)
     for g in gens:
         assert 0 < g.new_tokens <= 6
         assert g.finished == (g.new_tokens < 6) or g.new_tokens == 6
@@ -39,7 +39,7 @@ def test_generation_reports_tokens_and_stops_at_the_limit(lively, tok) -> None:
 
 def test_prompt_is_the_training_format(lively, tok) -> None:
     """Inference ids are exactly the prompt part of a training example (chat template, user turn)."""
-    engine = HFEngine(model=lively, tokenizer=tok)
+    engine = HFGenerator(model=lively, tokenizer=tok)
     for prompt in PROMPTS:
         (example,) = encode([{"prompt": prompt, "target": "MED: x"}], tok, max_length=512, use_template=True)
         ids = engine._encode(prompt)
@@ -62,11 +62,11 @@ def test_prefix_tuned_model_generates_in_a_batch(tmp_path, tok, make_lively) -> 
     adapter = _saved_adapter(
         tmp_path, PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=8), make_lively
     )
-    engine = HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter)
+    engine = HFGenerator(model=make_lively(), tokenizer=tok, adapter=adapter)
     assert engine.method.name == "ptuning_v2" and engine.model_name == "tiny-llama"
     single = outputs(engine, 1)
     assert outputs(engine, 5) == single
-    base = outputs(HFEngine(model=make_lively(), tokenizer=tok), 5)
+    base = outputs(HFGenerator(model=make_lively(), tokenizer=tok), 5)
     assert single != base  # the prefix is really in front of every row
 
 
@@ -76,25 +76,25 @@ def test_lora_adapter_version_is_the_weight_hash(tmp_path, tok, make_lively) -> 
     # init_lora_weights=False: B is random too, so the adapter changes the output
     cfg = LoraConfig(task_type=TaskType.CAUSAL_LM, r=4, target_modules="all-linear", init_lora_weights=False)
     adapter = _saved_adapter(tmp_path, cfg, make_lively)
-    engine = HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter, batch_size=5)
+    engine = HFGenerator(model=make_lively(), tokenizer=tok, adapter=adapter, batch_size=5)
     digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
     assert engine.adapter_version == digest
     assert outputs(engine, 5) == outputs(copy.copy(engine), 1)
-    assert outputs(engine, 5) != outputs(HFEngine(model=make_lively(), tokenizer=tok), 5)
+    assert outputs(engine, 5) != outputs(HFGenerator(model=make_lively(), tokenizer=tok), 5)
 
 
 def test_adapter_trained_with_the_guideline_line_is_served_with_it(tmp_path, tok, make_lively, ckd) -> None:
     from peft import LoraConfig, TaskType
 
-    from diaguide.inference.engine import recommend
+    from diaguide.inference.pipeline import recommend
     from diaguide.knowledge.guideline import recommend as guideline
     from diaguide.prompts import render_prompt
     from diaguide.prompts.guidance import PromptStyle
 
     adapter = _saved_adapter(tmp_path, LoraConfig(task_type=TaskType.CAUSAL_LM, r=4), make_lively)
-    assert HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter).prompt_style == PromptStyle()
+    assert HFGenerator(model=make_lively(), tokenizer=tok, adapter=adapter).prompt_style == PromptStyle()
     PromptStyle(guidance=True).save(adapter)  # what `diaguide train` writes for a guided dataset
-    engine = HFEngine(model=make_lively(), tokenizer=tok, adapter=adapter)
+    engine = HFGenerator(model=make_lively(), tokenizer=tok, adapter=adapter)
     assert engine.prompt_style.guidance
     seen = []
     engine._encode = lambda prompt, inner=engine._encode: seen.append(prompt) or inner(prompt)
@@ -105,4 +105,4 @@ def test_adapter_trained_with_the_guideline_line_is_served_with_it(tmp_path, tok
 
 def test_not_an_adapter_folder_is_one_clear_error(tmp_path, tok, make_lively) -> None:
     with pytest.raises(ModelError, match="adapter_config.json"):
-        HFEngine(model=make_lively(), tokenizer=tok, adapter=tmp_path)
+        HFGenerator(model=make_lively(), tokenizer=tok, adapter=tmp_path)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from diaguide.inference.engine import chat_text, recommend
 from diaguide.inference.gguf_export import export_gguf
-from diaguide.inference.hf_engine import HFEngine
+from diaguide.inference.hf_generator import HFGenerator
+from diaguide.inference.pipeline import recommend
+from diaguide.prompts.chat import chat_text
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make install`")
 
@@ -24,13 +25,13 @@ def smollm2_tokenizer():
 @pytest.mark.slow
 @pytest.mark.native("llama.cpp")
 def test_tiny_export_generates_what_transformers_generates(tmp_path, make_lively, smollm2_tokenizer) -> None:
-    from diaguide.inference.llamacpp_engine import LlamaCppEngine
+    from diaguide.inference.llamacpp_generator import LlamaCppGenerator
 
     model = make_lively(vocab=49152)
     path = export_gguf(model, tmp_path / "tiny.gguf", ftype="f32")
     # an F32 KV cache, so the two engines compute the same numbers and greedy picks cannot drift apart
-    cpp = LlamaCppEngine(path, tokenizer=smollm2_tokenizer, n_ctx=256, type_k=0, type_v=0)
-    hf = HFEngine(model=model, tokenizer=smollm2_tokenizer, batch_size=3)
+    cpp = LlamaCppGenerator(path, tokenizer=smollm2_tokenizer, n_ctx=256, type_k=0, type_v=0)
+    hf = HFGenerator(model=model, tokenizer=smollm2_tokenizer, batch_size=3)
     theirs, ours = cpp.generate(PROMPTS, max_new_tokens=24), hf.generate(PROMPTS, max_new_tokens=24)
     assert [g.text for g in theirs] == [g.text for g in ours]
     assert [g.prompt_tokens for g in theirs] == [g.prompt_tokens for g in ours]
@@ -41,11 +42,11 @@ def test_tiny_export_generates_what_transformers_generates(tmp_path, make_lively
 @pytest.mark.native("llama.cpp")
 def test_bundled_model_serves_a_checked_recommendation(smollm2_tokenizer, ckd) -> None:
     from diaguide.inference.base_model import bundled_gguf
-    from diaguide.inference.llamacpp_engine import LlamaCppEngine
+    from diaguide.inference.llamacpp_generator import LlamaCppGenerator
     from diaguide.prompts import render_prompt
     from diaguide.safety.checker import check
 
-    engine = LlamaCppEngine(bundled_gguf(), tokenizer=smollm2_tokenizer)
+    engine = LlamaCppGenerator(bundled_gguf(), tokenizer=smollm2_tokenizer)
     assert engine.load_s < 30
     visit = ckd()
     first, other, again = engine.generate([render_prompt(visit), "Say hello.", render_prompt(visit)], 32)
@@ -65,7 +66,7 @@ def test_bundled_model_serves_a_checked_recommendation(smollm2_tokenizer, ckd) -
 
 def test_thread_count_from_the_environment(monkeypatch) -> None:
     from diaguide.errors import ModelError
-    from diaguide.inference.llamacpp_engine import _env_threads
+    from diaguide.inference.llamacpp_generator import _env_threads
 
     monkeypatch.delenv("DIAGUIDE_LLAMA_THREADS", raising=False)
     assert _env_threads() is None

@@ -13,14 +13,15 @@ import time
 from typing import Any
 
 from diaguide.errors import ModelError
+from diaguide.inference.base import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version
 from diaguide.inference.base_model import DEFAULT_MODEL, load_tokenizer, resolve_model_path
-from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
 from diaguide.inference.loops import LineLoops
 from diaguide.peft_methods import method_of_adapter
+from diaguide.prompts.chat import chat_text
 from diaguide.prompts.guidance import PromptStyle
 
 
-class VLLMEngine:
+class VLLMGenerator:
     """Greedy generation with vLLM; every prompt of a call goes to vLLM at once (it batches continuously).
 
     Args:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from diaguide.errors import ModelError
-from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, chat_text
+from diaguide.inference.base import MAX_NEW_TOKENS, Generation
 from diaguide.inference.loops import LineLoops
 from diaguide.inference.native import extra_buffers_safe, load_llama
+from diaguide.prompts.chat import chat_text
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def _tokenizer_for(gguf: Path, tokenizer: Any):
     return tok
 
 
-class LlamaCppEngine:
+class LlamaCppGenerator:
     """Greedy single-stream generation with llama.cpp.
 
     Args:

@@ -1,13 +1,15 @@
-"""The engines an evaluation compares, behind one small protocol.
+"""The candidates an evaluation compares, behind one small protocol.
 
-An engine has a `name` and `predict(visits, include_history) -> list[Prediction]`. A
+A candidate has a `name` and `predict(visits, include_history) -> list[Prediction]`. A
 Prediction keeps the three things the metrics need apart: the raw text (None for the rules
-engine), the parsed plan *before* the safety pass (for `unsafe_proposed_rate`) and the plan
-that left the engine with its findings attached (for everything else), plus a status.
+candidate), the parsed plan *before* the safety pass (for `unsafe_proposed_rate`) and the plan
+that left the candidate with its findings attached (for everything else), plus a status.
 
-Adapters: `RulesEngine` (the guideline engine), `CarryForwardEngine` (the do-nothing baseline), `TextEngine` (any text generator: parse,
-safety pass, status; the tests' fake engine is one) and the model engines `base`, `lora`
-and `ptuning_v2` on `diaguide.inference.engine` (see `model_engines.py`).
+Candidates: `RulesCandidate` (the guideline engine), `CarryForwardCandidate` (the do-nothing baseline), `TextCandidate`
+(any text writer, read and checked by the recommend pipeline's `check_answer`; the tests' fake model is one) and the
+model candidates `base`, `lora` and `ptuning_v2` on the inference pipeline (`model_candidates.py`); `lineup.py`
+builds one by name. Each runs the safety pass once per visit, and reads the visit's facts once
+(`conditions.facts_once`).
 """
 
 from __future__ import annotations
@@ -16,27 +18,27 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
+from diaguide.inference.pipeline import check_answer
 from diaguide.knowledge import guideline
-from diaguide.knowledge.conditions import derive
+from diaguide.knowledge.conditions import derive, facts_once
 from diaguide.knowledge.monitoring import labs_due, screening_labs
 from diaguide.prompts import parse_plan
-from diaguide.prompts.target import against_visit
 from diaguide.records.schema import LabOrder, MedicationOrder, Plan, Visit
-from diaguide.safety.checker import apply_safety
+from diaguide.safety import checker
 
 Status = Literal["ok", "partial", "no_suggestion"]
-MODEL_ENGINES: tuple[str, ...] = ("base", "lora", "ptuning_v2")
-ENGINES: tuple[str, ...] = (*MODEL_ENGINES, "rules", "carry_forward")
+MODEL_CANDIDATES: tuple[str, ...] = ("base", "lora", "ptuning_v2")
+CANDIDATES: tuple[str, ...] = (*MODEL_CANDIDATES, "rules", "carry_forward")
 NO_HISTORY = "@no_history"
 
 
 @dataclasses.dataclass
 class Prediction:
-    """One engine's answer for one visit."""
+    """One candidate's answer for one visit."""
 
-    text: str | None  # what the model wrote; None for the rules engine
+    text: str | None  # what the model wrote; None for the rules candidate
     proposed: Plan | None  # the parsed plan before the safety pass
-    plan: Plan | None  # the plan that left the engine, findings attached
+    plan: Plan | None  # the plan that left the candidate, findings attached
     status: Status
     errors: list[str] = dataclasses.field(default_factory=list)
 
@@ -46,14 +48,14 @@ class Prediction:
         return self.status in ("ok", "partial") and (self.plan is not None or self.proposed is not None)
 
 
-class Engine(Protocol):
+class Candidate(Protocol):
     name: str
 
     def predict(self, visits: list[Visit], include_history: bool) -> list[Prediction]: ...
 
 
-class EngineUnavailable(Exception):
-    """An engine that cannot run here; `reason` says why in one line."""
+class CandidateUnavailable(Exception):
+    """A candidate that cannot run here; `reason` says why in one line."""
 
     def __init__(self, name: str, reason: str):
         self.name, self.reason = name, reason
@@ -65,7 +67,7 @@ def without_history(visit: Visit) -> Visit:
     return visit.model_copy(update={"history": []})
 
 
-class RulesEngine:
+class RulesCandidate:
     """The guideline engine (`knowledge.guideline.recommend`), then the safety pass."""
 
     def __init__(self, region: str = "ada", name: str = "rules"):
@@ -73,14 +75,15 @@ class RulesEngine:
 
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         out = []
-        for visit in visits:
-            seen = visit if include_history else without_history(visit)
-            proposed = guideline.recommend(seen, region=self.region)
-            out.append(Prediction(None, proposed, apply_safety(visit, proposed, region=self.region), "ok"))
+        with facts_once():
+            for visit in visits:
+                seen = visit if include_history else without_history(visit)
+                proposed = guideline.recommend(seen, region=self.region)
+                out.append(Prediction(None, proposed, checker.apply_safety(visit, proposed, region=self.region), "ok"))
         return out
 
 
-class CarryForwardEngine:
+class CarryForwardCandidate:
     """The do-nothing baseline: every current drug continued as it is, the labs that are due ordered
     (`knowledge.monitoring`: monitoring for diabetes, testing for it otherwise), no goal, then the safety pass.
     On longitudinal records most visits continue what was there, so it is strong; a model is worth serving only
@@ -93,15 +96,16 @@ class CarryForwardEngine:
 
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         out = []
-        for visit in visits:
-            orders = [
-                MedicationOrder(
-                    drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency
-                )
-                for m in visit.medications
-            ]
-            proposed = Plan(medications=orders, labs=due_labs(visit, self.region))
-            out.append(Prediction(None, proposed, apply_safety(visit, proposed, region=self.region), "ok"))
+        with facts_once():
+            for visit in visits:
+                orders = [
+                    MedicationOrder(
+                        drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency
+                    )
+                    for m in visit.medications
+                ]
+                proposed = Plan(medications=orders, labs=due_labs(visit, self.region))
+                out.append(Prediction(None, proposed, checker.apply_safety(visit, proposed, region=self.region), "ok"))
         return out
 
 
@@ -115,19 +119,21 @@ def due_labs(visit: Visit, region: str = "ada") -> list[LabOrder]:
 
 
 def prediction_from_text(visit: Visit, text: str | None, region: str = "ada") -> Prediction:
-    """Parse model text into a Prediction; the safety pass runs on the full visit."""
+    """Model text as a Prediction: parsed, then read against the visit and checked by the recommend pipeline
+    (`pipeline.check_answer`); the safety pass runs on the full visit. Any parsed plan counts (ok, or partial when
+    cut off or a line was unread)."""
     if text is None or not text.strip():
         return Prediction(text, None, None, "no_suggestion", ["empty output"])
     result = parse_plan(text)
     if result.plan is None:
         return Prediction(text, None, None, "no_suggestion", list(result.errors))
     status: Status = "ok" if result.whole else "partial"
-    proposed = against_visit(result.plan, visit, region)  # continued drugs' doses, one order per drug
-    return Prediction(text, proposed, apply_safety(visit, proposed, region=region), status, list(result.errors))
+    proposed, checked = check_answer(visit, result.plan, region)
+    return Prediction(text, proposed, checked, status, list(result.errors))
 
 
-class TextEngine:
-    """Any text generator behind the protocol: `generate(visits, include_history) -> texts`."""
+class TextCandidate:
+    """Any text writer behind the protocol: `generate(visits, include_history) -> texts`."""
 
     def __init__(
         self,
@@ -140,23 +146,6 @@ class TextEngine:
     def predict(self, visits: list[Visit], include_history: bool = True) -> list[Prediction]:
         texts = list(self._generate(visits, include_history))
         if len(texts) != len(visits):
-            raise RuntimeError(f"engine {self.name} returned {len(texts)} texts for {len(visits)} visits")
-        return [prediction_from_text(v, t, self.region) for v, t in zip(visits, texts, strict=True)]
-
-
-def build_engine(name: str, region: str = "ada") -> Engine:
-    """The engine of that name: `rules`, `carry_forward` (the do-nothing baseline), or a model engine (`base`,
-    `lora`, `ptuning_v2`).
-
-    Raises:
-        EngineUnavailable: a model engine whose model, adapter or inference code is missing.
-    """
-    if name == "rules":
-        return RulesEngine(region=region)
-    if name == "carry_forward":
-        return CarryForwardEngine(region=region)
-    if name in MODEL_ENGINES:
-        from diaguide.evaluation.model_engines import model_engine
-
-        return model_engine(name, region=region)
-    raise EngineUnavailable(name, f"unknown engine; expected one of {', '.join(ENGINES)}")
+            raise RuntimeError(f"candidate {self.name} returned {len(texts)} texts for {len(visits)} visits")
+        with facts_once():
+            return [prediction_from_text(v, t, self.region) for v, t in zip(visits, texts, strict=True)]

@@ -19,10 +19,11 @@ import time
 from typing import Any
 
 from diaguide.errors import ModelError
+from diaguide.inference.base import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version
 from diaguide.inference.base_model import DEFAULT_MODEL, load_base_model
-from diaguide.inference.engine import MAX_NEW_TOKENS, Generation, adapter_info, adapter_version, chat_text
 from diaguide.inference.loops import LineLoops
 from diaguide.peft_methods import method_of_adapter
+from diaguide.prompts.chat import chat_text
 from diaguide.prompts.guidance import PromptStyle
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def _device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class HFEngine:
+class HFGenerator:
     """Greedy batched generation with transformers.
 
     Args:

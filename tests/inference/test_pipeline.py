@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 
 from diaguide.errors import ModelError
-from diaguide.inference.engine import (
+from diaguide.inference.base import Generation, Generator
+from diaguide.inference.hf_generator import HFGenerator
+from diaguide.inference.pipeline import (
     PARTIAL_NOTE,
-    Engine,
-    Generation,
     ModelResult,
     recommend,
     recommend_many,
     recommend_with_model,
 )
-from diaguide.inference.hf_engine import HFEngine
 from diaguide.prompts import render_prompt
 
 UNSAFE = "GOAL: HbA1c <8.0%\nMED: start | glyburide | sulfonylurea | 5 mg | qd | add-on\nEND\n"
@@ -59,7 +58,7 @@ def test_unsafe_medication_comes_back_with_its_finding(ckd) -> None:
     assert "glyburide" in flagged
     assert any(f.rule_id == "glyburide_ckd" for f in result.plan.findings)
     # the CLI path (`diaguide recommend --engine model`) carries the same findings
-    plan = recommend_with_model(visit, engine=Scripted(UNSAFE))
+    plan = recommend_with_model(visit, generator=Scripted(UNSAFE))
     assert any("glyburide" in f.drugs for f in plan.findings)
 
 
@@ -71,7 +70,7 @@ def test_partial_answer_is_marked_and_still_checked(ckd) -> None:
     assert result.attempts == 2  # a truncated answer gets the strict retry too
     assert any("glyburide" in f.drugs for f in result.plan.findings)
     assert result.plan.labs == []  # the cut-off line is dropped, not half-read
-    plan = recommend_with_model(ckd("zh"), engine=Scripted(cut))
+    plan = recommend_with_model(ckd("zh"), generator=Scripted(cut))
     assert plan.prompts[0] == PARTIAL_NOTE["zh"]
     assert any("glyburide" in f.drugs for f in plan.findings)
 
@@ -82,7 +81,7 @@ def test_an_answer_with_an_unreadable_line_is_retried_and_never_passed_off_as_wh
     assert result.status == "partial" and result.attempts == 2  # END came, but a line could not be read
     assert [m.drug for m in result.plan.medications] == ["glyburide"]
     assert any("glyburide" in f.drugs for f in result.plan.findings)
-    assert recommend_with_model(ckd(), engine=Scripted(looped)).prompts[0] == PARTIAL_NOTE["en"]
+    assert recommend_with_model(ckd(), generator=Scripted(looped)).prompts[0] == PARTIAL_NOTE["en"]
     rescued = recommend(ckd(), Scripted(looped, SAFE))
     assert rescued.status == "ok" and rescued.attempts == 2 and rescued.raw_text == SAFE
 
@@ -104,21 +103,21 @@ def test_treatment_prose_alone_is_no_suggestion(ckd) -> None:
 
 def test_tiny_model_garbage_retries_strict_then_no_suggestion(lively, tok, ckd) -> None:
     visit = ckd()
-    engine = Recording(HFEngine(model=lively, tokenizer=tok))
+    engine = Recording(HFGenerator(model=lively, tokenizer=tok))
     result = recommend(visit, engine, max_new_tokens=12)
     assert isinstance(result, ModelResult)
     assert result.status == "no_suggestion" and result.plan is None
     assert result.attempts == 2 and result.raw_text  # the model did write something, just nothing usable
     assert engine.prompts == [[render_prompt(visit)], [render_prompt(visit, strict=True)]]
     with pytest.raises(ModelError, match="no usable suggestion"):
-        recommend_with_model(visit, engine=Scripted("???"))
+        recommend_with_model(visit, generator=Scripted("???"))
 
 
 def test_batch_results_keep_visit_order_and_record_the_model(ckd) -> None:
     visits = [ckd(), ckd("zh")]
     engine = Scripted(UNSAFE)
     results = recommend_many(visits, engine)
-    assert isinstance(engine, Engine)
+    assert isinstance(engine, Generator)
     assert engine.prompts == [[render_prompt(v) for v in visits]]  # one batch, in visit order
     assert [r.status for r in results] == ["ok", "ok"]
     for r in results:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import diaguide.evaluation.engines as engines_module
+import diaguide.evaluation.candidates as engines_module
+from diaguide.evaluation.candidates import CandidateUnavailable, RulesCandidate
 from diaguide.evaluation.data import Example
-from diaguide.evaluation.engines import EngineUnavailable, RulesEngine, build_engine
+from diaguide.evaluation.lineup import build_candidate
 from diaguide.evaluation.metrics import summarise
 from diaguide.evaluation.scoring import score_predictions
 from diaguide.knowledge import guideline
@@ -81,14 +82,14 @@ def test_rules_engine_without_history_sees_no_earlier_visits(monkeypatch: pytest
     monkeypatch.setattr(engines_module.guideline, "recommend", spy)
     earlier = VisitSummary.model_validate({"date": "2024-09-01", "hba1c": 8.0})
     visit = renal_visit().model_copy(update={"history": [earlier]})
-    RulesEngine().predict([visit], True)
-    RulesEngine().predict([visit], False)
+    RulesCandidate().predict([visit], True)
+    RulesCandidate().predict([visit], False)
     assert seen == [1, 0]
 
 
 def test_unknown_engine_name_is_unavailable_with_a_reason():
-    with pytest.raises(EngineUnavailable, match="unknown engine"):
-        build_engine("gpt")
+    with pytest.raises(CandidateUnavailable, match="unknown engine"):
+        build_candidate("gpt")
 
 
 class CannedGenerator:
@@ -100,47 +101,47 @@ class CannedGenerator:
         self.text, self.prompts = text, []
 
     def generate(self, prompts: list[str], max_new_tokens: int = 64) -> list:
-        from diaguide.inference.engine import Generation
+        from diaguide.inference.base import Generation
 
         self.prompts += prompts
         return [Generation(text=self.text, prompt_tokens=1, new_tokens=1, finished=True) for _ in prompts]
 
 
 def test_model_engine_keeps_the_plan_before_and_after_the_safety_pass():
-    from diaguide.evaluation.model_engines import ModelEngine
+    from diaguide.evaluation.model_candidates import ModelCandidate
 
-    [p] = ModelEngine("lora", CannedGenerator(METFORMIN_TEXT)).predict([renal_visit()], True)
+    [p] = ModelCandidate("lora", CannedGenerator(METFORMIN_TEXT)).predict([renal_visit()], True)
     assert p.status == "ok" and p.text == METFORMIN_TEXT
     assert [m.drug for m in p.proposed.medications] == ["metformin"] and p.proposed.findings == []
     assert any(f.rule_id == "metformin_egfr_below_30" for f in p.plan.findings)
 
 
 def test_model_engine_without_history_renders_prompts_without_earlier_visits():
-    from diaguide.evaluation.model_engines import ModelEngine
+    from diaguide.evaluation.model_candidates import ModelCandidate
 
     earlier = VisitSummary.model_validate({"date": "2024-09-01", "hba1c": 9.7})
     visit = renal_visit().model_copy(update={"history": [earlier]})
     gen = CannedGenerator("no idea")
-    preds = ModelEngine("lora", gen).predict([visit], False)
+    preds = ModelCandidate("lora", gen).predict([visit], False)
     assert preds[0].status == "no_suggestion" and preds[0].plan is None and preds[0].proposed is None
     assert gen.prompts and not any("9.7" in p for p in gen.prompts)
     gen_with = CannedGenerator(METFORMIN_TEXT)
-    ModelEngine("lora", gen_with).predict([visit], True)
+    ModelCandidate("lora", gen_with).predict([visit], True)
     assert "9.7" in gen_with.prompts[0]
 
 
 def test_missing_adapter_makes_the_engine_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    import diaguide.evaluation.model_engines as model_engines
+    import diaguide.evaluation.model_candidates as model_candidates
 
-    monkeypatch.setattr(model_engines, "MODELS_DIR", tmp_path)
-    with pytest.raises(EngineUnavailable, match=r"no adapter in .*smollm2-135m-lora"):
-        build_engine("lora")
+    monkeypatch.setattr(model_candidates, "MODELS_DIR", tmp_path)
+    with pytest.raises(CandidateUnavailable, match=r"no adapter in .*smollm2-135m-lora"):
+        build_candidate("lora")
 
 
 def test_the_do_nothing_baseline_continues_every_drug_and_is_checked() -> None:
     import datetime as dt
 
-    from diaguide.evaluation.engines import build_engine
+    from diaguide.evaluation.lineup import build_candidate
     from diaguide.records.schema import Visit
 
     visit = Visit(
@@ -149,7 +150,7 @@ def test_the_do_nothing_baseline_continues_every_drug_and_is_checked() -> None:
         medications=[{"drug": "metformin", "drug_class": "metformin", "dose": "500 mg", "frequency": "bid"},
                      {"drug": "atorvastatin", "drug_class": "statin", "dose": "20 mg"}],
     )  # fmt: skip
-    (p,) = build_engine("carry_forward").predict([visit])
+    (p,) = build_candidate("carry_forward").predict([visit])
     assert p.status == "ok" and [(m.drug, m.action) for m in p.plan.medications] == [
         ("metformin", "continue"),
         ("atorvastatin", "continue"),
