@@ -6,7 +6,7 @@ import pytest
 
 from diaguide import clinical_data
 from diaguide.errors import ConfigError
-from diaguide.service import engine as service_engine
+from diaguide.service import clinical as service_clinical
 
 
 def test_every_package_yaml_is_registered_or_declared_not_clinical() -> None:
@@ -37,7 +37,7 @@ def test_an_edit_to_any_clinical_file_changes_the_rule_version(name, tmp_path, m
     finally:
         clinical_data.version.cache_clear()
     monkeypatch.undo()
-    assert service_engine.rule_version() == before
+    assert service_clinical.rule_version() == before
 
 
 def test_unregistered_and_broken_files_are_config_errors(tmp_path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from tests.service.fhir_data import hook_request, prefetch
 
 from diaguide.records.schema import Lab, Medication, Patient, Visit
-from diaguide.service import engine
+from diaguide.service import clinical
 from diaguide.service.store import Card
 
 PV = "/cds-services/diaguide-patient-view"
@@ -59,7 +59,7 @@ def _visit(language: str, drug: str, egfr: float) -> Visit:
 
 @pytest.mark.parametrize(("language", "drug"), [("en", "metformin"), ("zh", "二甲双胍")])
 def test_current_findings_name_the_drug_on_the_list(language, drug):
-    found = engine.current_findings(_visit(language, drug, egfr=24))
+    found = clinical.current_findings(_visit(language, drug, egfr=24))
     assert found and all(f.severity in ("warning", "critical") for f in found)
     assert any(drug in f.drugs for f in found)
     words = {"en": "contraindicated", "zh": "禁用"}[language]
@@ -67,4 +67,4 @@ def test_current_findings_name_the_drug_on_the_list(language, drug):
         words in f.message and "(lactic acidosis)" in f.message.replace("（乳酸酸中毒）", "(lactic acidosis)")
         for f in found
     )
-    assert engine.current_findings(_visit(language, drug, egfr=90)) == []
+    assert clinical.current_findings(_visit(language, drug, egfr=90)) == []

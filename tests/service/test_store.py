@@ -46,10 +46,10 @@ def test_upgrade_keeps_rows_written_by_an_older_version(db_url):
     from sqlalchemy import text
 
     from diaguide.service.migrations import upgrade
-    from diaguide.service.store import make_engine
+    from diaguide.service.store import make_db_engine
 
     upgrade(db_url, "0001")
-    engine = make_engine(db_url)
+    engine = make_db_engine(db_url)
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -25,7 +25,6 @@ from diaguide.service.auth_jwt import JWTVerifier
 from diaguide.service.auth_throttle import Limits, Throttle
 from diaguide.service.auth_users import SessionSigner, create_user, dummy_hash
 from diaguide.service.deps import Context, Unauthorized, current_user, require_user
-from diaguide.service.engine import EngineUnavailable
 from diaguide.service.metrics import render
 from diaguide.service.middleware import ServiceMiddleware
 from diaguide.service.narrative import NarrativeCache, load_narrator
@@ -164,10 +163,6 @@ def _routes(app: FastAPI, ctx: Context) -> None:
         # (its text may quote the input) reaches the client or the log (docs/security.md, "Logs")
         request_id = request.scope.get("state", {}).get("request_id")
         return JSONResponse({"detail": "internal server error", "request_id": request_id}, status_code=500)
-
-    @app.exception_handler(EngineUnavailable)
-    async def _engine(request: Request, exc: EngineUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": exc.line()}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

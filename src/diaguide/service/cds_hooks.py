@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from diaguide.drugs.formulary import drug_class_of, lookup
 from diaguide.errors import InputError
 from diaguide.records.schema import Finding, MedicationOrder, Visit
-from diaguide.service import engine
+from diaguide.service import clinical
 from diaguide.service.cards import current_drug_card, finding_card, narrative_card, plan_card, unreadable_card
 from diaguide.service.deps import EHR, Ctx, audit_note, base_url
 from diaguide.service.inputs import parse_json
@@ -117,8 +118,8 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     except DataUnavailable as exc:
         return _error(412, str(exc), request)
     try:
-        visits, warnings = await anyio.to_thread.run_sync(engine.visits_from_bundle, bundle, "prefetch")
-        visit = engine.latest_visit(visits, "prefetch")
+        visits, warnings = await anyio.to_thread.run_sync(clinical.visits_from_bundle, bundle, "prefetch")
+        visit = clinical.latest_visit(visits, "prefetch")
     except InputError as exc:
         return _error(400, exc.line(), request)
     if service["hook"] == "order-sign":
@@ -148,7 +149,7 @@ async def _plan_cards(
     show: bool,
     owner: tuple = ("ehr", None),
 ) -> list:
-    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings)
+    result = await anyio.to_thread.run_sync(clinical.recommend, visit, ctx.settings.region, warnings)
     ENGINE_SECONDS.observe(result.engine_ms / 1000)
     narrative = await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     rec = Recommendation(
@@ -174,7 +175,7 @@ async def _plan_cards(
             complexity=result.complexity,
             patient_id=patient_id,
             link=f"{base}/page/recommendations/{rec.id}",
-            rule_version=engine.rule_version(),
+            rule_version=clinical.rule_version(),
             region=ctx.settings.region,
             rxnorm_of=_rxnorm,
         )
@@ -183,7 +184,7 @@ async def _plan_cards(
     cards += [finding_card(f) for f in shown]
     # a drug the patient takes now that the checker flags gets its own card, whatever the plan does with it
     same = {(f.rule_id, frozenset(d.lower() for d in f.drugs)) for f in shown}
-    current = await anyio.to_thread.run_sync(engine.current_findings, visit, ctx.settings.region)
+    current = await anyio.to_thread.run_sync(clinical.current_findings, visit, ctx.settings.region)
     cards += [
         current_drug_card(f, result.plan)
         for f in current
@@ -200,7 +201,7 @@ async def _plan_cards(
 
 
 def _rxnorm(drug: str) -> str | None:
-    found = engine.formulary_lookup(drug)
+    found = lookup(drug)
     return getattr(found, "rxnorm", None) or None if found else None
 
 
@@ -224,9 +225,7 @@ def _draft_medications(bundle: dict[str, Any]) -> tuple[list[MedicationOrder], d
         except InputError as exc:
             problems.append(f"{exc.line()}; this draft was not checked")
             continue
-        orders.append(
-            MedicationOrder(drug=name, drug_class=engine.drug_class_of(name), action="start", dose=dosage or None)
-        )
+        orders.append(MedicationOrder(drug=name, drug_class=drug_class_of(name), action="start", dose=dosage or None))
         if isinstance(res.get("id"), str) and res["id"]:
             ids[name] = f"MedicationRequest/{res['id']}"
     return orders, ids, problems
@@ -273,7 +272,7 @@ def _order_sign_cards(visit: Visit, draft_orders: dict[str, Any], region: str) -
     unread = [unreadable_card(problems)] if problems else []
     if not orders:
         return unread
-    findings = [f for f in engine.check_orders(visit, orders, region) if _concerns(f, orders)]
+    findings = [f for f in clinical.check_orders(visit, orders, region) if _concerns(f, orders)]
     # a resource id per finding drug, so the card can offer to drop exactly that draft
     by_drug = {}
     for f in findings:

@@ -17,7 +17,7 @@ import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from diaguide.service.engine import rule_version
+from diaguide.service.clinical import rule_version
 from diaguide.service.inputs import storable
 from diaguide.service.metrics import LATENCY, REQUESTS
 from diaguide.service.store import AuditRecord

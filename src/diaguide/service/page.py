@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from diaguide.errors import InputError
 from diaguide.records.schema import Plan, Visit
-from diaguide.service import auth_csrf, engine
+from diaguide.service import auth_csrf, clinical
 from diaguide.service.auth_throttle import username_hash
 from diaguide.service.auth_users import COOKIE, Principal, end_sessions
 from diaguide.service.deps import Ctx, Forbidden, audit_note, authorize_read, break_glass_reason, current_user
@@ -174,8 +174,8 @@ async def recommend(
     try:
         if record.strip():
             payload = parse_json(record, "pasted record", invalid="the pasted text is not JSON")
-            visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "pasted record")
-            submitted = engine.plan_from_payload(payload, "pasted record")
+            visit, warnings = await anyio.to_thread.run_sync(clinical.visit_from_payload, payload, "pasted record")
+            submitted = clinical.plan_from_payload(payload, "pasted record")
         else:
             chosen = next((s for s in ctx.samples if s.id == sample), None)
             if chosen is None:
@@ -184,7 +184,7 @@ async def recommend(
     except InputError as exc:
         audit_note(request, outcome="bad_request")
         return _render(request, ctx, "index.html", viewer, status=400, samples=ctx.samples, error=exc.line())
-    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
+    result = await anyio.to_thread.run_sync(clinical.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "page", viewer)
     await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from diaguide.records.schema import Plan
-from diaguide.service import engine
+from diaguide.service import clinical
 from diaguide.service.auth_throttle import username_hash
 from diaguide.service.auth_users import Principal, create_user, end_sessions, set_password
 from diaguide.service.deps import (
@@ -198,7 +198,7 @@ def to_out(row: Recommendation) -> RecommendationOut:
     )
 
 
-def store_result(ctx, result: engine.Result, channel: str, user: Principal) -> Recommendation:
+def store_result(ctx, result: clinical.Result, channel: str, user: Principal) -> Recommendation:
     row = Recommendation(
         id=new_id(),
         created_at=dt.datetime.now(dt.timezone.utc),
@@ -231,9 +231,9 @@ async def create_recommendation(
         Body(description='a Visit, a FHIR Bundle, {"visit": ...} or {"bundle": ...}', examples=[EXAMPLE_VISIT]),
     ],
 ) -> RecommendationOut:
-    visit, warnings = await anyio.to_thread.run_sync(engine.visit_from_payload, payload, "request")
-    submitted = engine.plan_from_payload(payload, "request")
-    result = await anyio.to_thread.run_sync(engine.recommend, visit, ctx.settings.region, warnings, submitted)
+    visit, warnings = await anyio.to_thread.run_sync(clinical.visit_from_payload, payload, "request")
+    submitted = clinical.plan_from_payload(payload, "request")
+    result = await anyio.to_thread.run_sync(clinical.recommend, visit, ctx.settings.region, warnings, submitted)
     row = await anyio.to_thread.run_sync(store_result, ctx, result, "rest", user)
     await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
     audit_note(request, record_hash=result.record_hash, recommendation_id=row.id, engine_ms=round(result.engine_ms, 2))

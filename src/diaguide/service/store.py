@@ -175,7 +175,7 @@ def check_row(row: Base) -> None:
                 raise InputError(f"longer than {length} characters", field=field)
 
 
-def make_engine(url: str) -> Engine:
+def make_db_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their folder, WAL and a busy timeout.
 
     `hide_parameters`: a database error's text never carries the row's values (patient data) into
@@ -227,7 +227,7 @@ class Store:
             from diaguide.service.migrations import upgrade
 
             upgrade(url)
-        self.engine = make_engine(url)
+        self.engine = make_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

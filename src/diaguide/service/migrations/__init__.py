@@ -20,9 +20,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (idempotent)."""
-    from diaguide.service.store import make_engine
+    from diaguide.service.store import make_db_engine
 
-    engine = make_engine(url)
+    engine = make_db_engine(url)
     try:
         with engine.begin() as conn:
             cfg = alembic_config(url)

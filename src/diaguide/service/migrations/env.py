@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from diaguide.service.store import Base, make_engine
+from diaguide.service.store import Base, make_db_engine
 
 target_metadata = Base.metadata
 
@@ -24,7 +24,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    engine = make_db_engine(context.config.get_main_option("sqlalchemy.url"))
     with engine.begin() as conn:
         _run(conn)
     engine.dispose()

@@ -1,8 +1,8 @@
-"""The service's one door to the engines: records in, a checked Plan and a complexity out.
+"""The service's one door to the clinical layers: records in, a checked Plan and a complexity out.
 
-`service` only wires the others together (docs/design.md): FHIR reading, the guideline engine,
-the safety checker and the complexity score are imported from their own packages, lazily,
-so the service starts (and answers 503 on these routes) even when one of them is missing.
+`service` only wires the others together (docs/design.md): FHIR reading, the guideline engine, the safety
+checker and the complexity score are plain imports — a build ships all of them, so nothing here falls back to
+"other" or None as if one could be missing. A visit's facts are read once per request (`facts_once`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from functools import lru_cache
 from typing import Any
 
 from diaguide import clinical_data
-from diaguide.errors import DiaGuideError, InputError
+from diaguide.errors import InputError
+from diaguide.knowledge import guideline
+from diaguide.knowledge.conditions import facts_once
+from diaguide.records import fhir
 from diaguide.records.schema import Finding, MedicationOrder, Plan, Visit
+from diaguide.safety.checker import apply_safety, check
+from diaguide.safety.complexity import complexity as score_complexity
 from diaguide.service.inputs import check_json
-
-
-class EngineUnavailable(DiaGuideError):
-    """An engine this route needs is not installed in this build."""
 
 
 @dataclasses.dataclass
@@ -33,14 +34,6 @@ class Result:
     engine_ms: float
     warnings: list[str] = dataclasses.field(default_factory=list)
     plan_source: str = "guideline"  # or "submitted": a physician's or a model's plan was checked
-
-
-def _import(module: str, name: str):
-    try:
-        mod = __import__(module, fromlist=[name])
-        return getattr(mod, name)
-    except (ImportError, AttributeError) as exc:
-        raise EngineUnavailable(f"{module}.{name} is not available in this build", source="service") from exc
 
 
 def record_hash(visit: Visit) -> str:
@@ -56,7 +49,7 @@ def rule_version() -> str:
 
 
 def visits_from_bundle(bundle: dict[str, Any], source: str = "<bundle>") -> tuple[list[Visit], list[str]]:
-    return _import("diaguide.records.fhir", "visits_from_bundle")(bundle, source=source)
+    return fhir.visits_from_bundle(bundle, source=source)
 
 
 def latest_visit(visits: list[Visit], source: str) -> Visit:
@@ -106,24 +99,19 @@ def plan_from_payload(payload: Any, source: str = "request") -> Plan | None:
 
 def recommend(visit: Visit, region: str = "ada", warnings: list[str] | None = None, plan: Plan | None = None) -> Result:
     """Safety findings + complexity for `plan` (default: the guideline engine's plan) for one visit."""
-    apply_safety = _import("diaguide.safety.checker", "apply_safety")
     start = time.perf_counter()
     source = "guideline" if plan is None else "submitted"
-    if plan is None:
-        plan = _import("diaguide.knowledge.guideline", "recommend")(visit, region=region)
-    plan = apply_safety(visit, plan.model_copy(update={"findings": []}), region=region)
-    try:
-        score = _import("diaguide.safety.complexity", "complexity")(visit)
-        complexity = score.model_dump(mode="json") if hasattr(score, "model_dump") else dict(score)
-    except EngineUnavailable:
-        complexity = None
+    with facts_once():  # the guideline engine, the checker and the complexity score read the visit once
+        if plan is None:
+            plan = guideline.recommend(visit, region=region)
+        plan = apply_safety(visit, plan.model_copy(update={"findings": []}), region=region)
+        complexity = score_complexity(visit).model_dump(mode="json")
     engine_ms = (time.perf_counter() - start) * 1000
     return Result(visit, plan, complexity, record_hash(visit), engine_ms, list(warnings or []), source)
 
 
 def check_orders(visit: Visit, orders: list[MedicationOrder], region: str = "ada") -> list[Finding]:
     """Safety findings for draft orders, judged against what the patient already takes."""
-    check = _import("diaguide.safety.checker", "check")
     ordered = {o.drug.lower() for o in orders}
     current = [
         MedicationOrder(drug=m.drug, drug_class=m.drug_class, action="continue", dose=m.dose, frequency=m.frequency)
@@ -141,7 +129,6 @@ def current_findings(visit: Visit, region: str = "ada") -> list[Finding]:
     (docs/security.md, "Cards for current drugs")."""
     if not visit.medications:
         return []
-    check = _import("diaguide.safety.checker", "check")
     taking = {m.drug.strip().lower() for m in visit.medications}
     continue_all = Plan(
         medications=[
@@ -154,17 +141,3 @@ def current_findings(visit: Visit, region: str = "ada") -> list[Finding]:
         for f in check(visit, continue_all, region=region)
         if f.severity != "info" and taking & {d.strip().lower() for d in f.drugs}
     ]
-
-
-def drug_class_of(text: str) -> str:
-    try:
-        return _import("diaguide.drugs.formulary", "drug_class_of")(text)
-    except EngineUnavailable:
-        return "other"
-
-
-def formulary_lookup(text: str):
-    try:
-        return _import("diaguide.drugs.formulary", "lookup")(text)
-    except EngineUnavailable:
-        return None
