@@ -7,7 +7,9 @@ narrative never is — see narrative.py.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -28,24 +30,6 @@ from diaguide.service.store import Card, Feedback, Recommendation, new_id
 
 router = APIRouter(tags=["CDS Hooks"])
 REASON_MAX: int = Feedback.__table__.c.override_reason.type.length  # characters the column holds
-
-SERVICES: dict[str, dict[str, Any]] = {
-    "diaguide-patient-view": {
-        "hook": "patient-view",
-        "title": "DiaGuide diabetes plan",
-        "description": "Treatment goal, labs due and medication suggestions for a diabetes outpatient, safety-checked.",
-    },
-    "diaguide-order-sign": {
-        "hook": "order-sign",
-        "title": "DiaGuide medication safety",
-        "description": "Checks draft medication orders against renal function, pregnancy, allergies and interactions.",
-    },
-    "diaguide-encounter-start": {
-        "hook": "encounter-start",
-        "title": "DiaGuide precompute",
-        "description": "Prepares the plan and the model narrative when an encounter starts; returns no cards.",
-    },
-}
 
 
 class FhirAuthorization(BaseModel):
@@ -73,7 +57,12 @@ def _error(status: int, message: str, request: Request) -> JSONResponse:
 
 @router.get("/cds-services", summary="CDS Hooks discovery")
 def discovery(caller: EHR) -> dict[str, Any]:
-    return {"services": [{"id": sid, **spec, "prefetch": PREFETCH} for sid, spec in SERVICES.items()]}
+    return {
+        "services": [
+            {"id": sid, "hook": svc.hook, "title": svc.title, "description": svc.description, "prefetch": PREFETCH}
+            for sid, svc in SERVICES.items()
+        ]
+    }
 
 
 async def _json(request: Request) -> Any:
@@ -85,7 +74,7 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     service = SERVICES.get(service_id)
     if service is None:
         return _error(404, f"no CDS service {service_id!r}", request)
-    audit_note(request, hook=service["hook"])
+    audit_note(request, hook=service.hook)
     try:
         call = HookRequest.model_validate(await _json(request))
     except InputError as exc:
@@ -93,16 +82,14 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     except ValidationError as exc:
         first = exc.errors()[0]
         return _error(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}", request)
-    if call.hook != service["hook"]:
+    if call.hook != service.hook:
         return _error(400, f"hook {call.hook!r} does not match service {service_id!r}", request)
     patient_id = call.context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id:
         return _error(400, "context.patientId is required", request)
-    draft_orders = call.context.get("draftOrders")
-    if service["hook"] == "order-sign" and not (
-        isinstance(draft_orders, dict) and draft_orders.get("resourceType") == "Bundle"
-    ):
-        return _error(400, "context.draftOrders must be a FHIR Bundle", request)
+    problem = service.context_problem(call.context)
+    if problem:
+        return _error(400, problem, request)
     issuer_bases = ctx.settings.cds_issuer_fhir_servers.get(caller or "", [])
     if call.fhirServer and not fhir_server_allowed(call.fhirServer, ctx.settings.fhir_servers, issuer_bases):
         return _error(412, "fhirServer is not on this service's allow-list", request)
@@ -122,16 +109,10 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
         visit = clinical.latest_visit(visits, "prefetch")
     except InputError as exc:
         return _error(400, exc.line(), request)
-    if service["hook"] == "order-sign":
-        try:
-            cards = await anyio.to_thread.run_sync(_order_sign_cards, visit, draft_orders, ctx.settings.region)
-        except InputError as exc:
-            return _error(400, exc.line(), request)
-    else:
-        owner = (f"ehr:{caller}" if caller else "ehr")[:200], call.context.get("userId")
-        cards = await _plan_cards(
-            request, ctx, visit, warnings, patient_id, show=service["hook"] == "patient-view", owner=owner
-        )
+    try:
+        cards = await service.cards(HookCall(request, ctx, call, caller, visit, warnings, patient_id))
+    except InputError as exc:
+        return _error(400, exc.line(), request)
     counts = {level: sum(c["indicator"] == level for c in cards) for level in ("info", "warning", "critical")}
     for level, n in counts.items():
         if n:
@@ -140,15 +121,9 @@ async def call_service(service_id: str, request: Request, ctx: Ctx, caller: EHR)
     return JSONResponse({"cards": cards, "systemActions": []})
 
 
-async def _plan_cards(
-    request: Request,
-    ctx: Ctx,
-    visit: Visit,
-    warnings: list[str],
-    patient_id: str,
-    show: bool,
-    owner: tuple = ("ehr", None),
-) -> list:
+async def _plan_cards(hc: HookCall, show: bool) -> list:
+    request, ctx, visit, warnings, patient_id = hc.request, hc.ctx, hc.visit, hc.warnings, hc.patient_id
+    owner = (f"ehr:{hc.caller}" if hc.caller else "ehr")[:200], hc.call.context.get("userId")
     result = await anyio.to_thread.run_sync(clinical.recommend, visit, ctx.settings.region, warnings)
     ENGINE_SECONDS.observe(result.engine_ms / 1000)
     narrative = await anyio.to_thread.run_sync(ctx.narratives.ensure, result.record_hash, visit, result.plan)
@@ -194,7 +169,7 @@ async def _plan_cards(
     link = f"{base}/page/narratives/{result.record_hash}"
     cards.append(narrative_card(ready, link, ctx.settings.model_version, visit.language))
     rows = [rec] + [
-        Card(uuid=c["uuid"], service="patient-view", recommendation_id=rec.id, indicator=c["indicator"]) for c in cards
+        Card(uuid=c["uuid"], service=hc.call.hook, recommendation_id=rec.id, indicator=c["indicator"]) for c in cards
     ]
     await anyio.to_thread.run_sync(lambda: ctx.store.add(*rows))
     return cards
@@ -283,18 +258,86 @@ def _order_sign_cards(visit: Visit, draft_orders: dict[str, Any], region: str) -
     return [finding_card(f, resource_ids=by_drug) for f in findings if f.severity != "info"] + unread
 
 
+@dataclasses.dataclass(frozen=True)
+class HookCall:
+    """One call of a service, its record read: what a handler gets."""
+
+    request: Request
+    ctx: Any
+    call: HookRequest
+    caller: str | None  # the EHR's issuer, None in demo mode
+    visit: Visit
+    warnings: list[str]
+    patient_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HookService:
+    """A CDS service: what discovery says of it, what its context must hold, and the handler that writes its cards
+    (an InputError from the handler is a 400 naming the field). Adding a hook is one entry of `SERVICES`."""
+
+    hook: str
+    title: str
+    description: str
+    cards: Callable[[HookCall], Awaitable[list[dict[str, Any]]]]
+    context_problem: Callable[[dict[str, Any]], str | None] = lambda context: None
+
+
+async def _patient_view(hc: HookCall) -> list[dict[str, Any]]:
+    return await _plan_cards(hc, show=True)
+
+
+async def _encounter_start(hc: HookCall) -> list[dict[str, Any]]:
+    return await _plan_cards(hc, show=False)  # stored and the narrative scheduled; no cards
+
+
+async def _order_sign(hc: HookCall) -> list[dict[str, Any]]:
+    drafts = hc.call.context["draftOrders"]
+    return await anyio.to_thread.run_sync(_order_sign_cards, hc.visit, drafts, hc.ctx.settings.region)
+
+
+def _needs_draft_orders(context: dict[str, Any]) -> str | None:
+    drafts = context.get("draftOrders")
+    if isinstance(drafts, dict) and drafts.get("resourceType") == "Bundle":
+        return None
+    return "context.draftOrders must be a FHIR Bundle"
+
+
+SERVICES: dict[str, HookService] = {
+    "diaguide-patient-view": HookService(
+        "patient-view",
+        "DiaGuide diabetes plan",
+        "Treatment goal, labs due and medication suggestions for a diabetes outpatient, safety-checked.",
+        _patient_view,
+    ),
+    "diaguide-order-sign": HookService(
+        "order-sign",
+        "DiaGuide medication safety",
+        "Checks draft medication orders against renal function, pregnancy, allergies and interactions.",
+        _order_sign,
+        _needs_draft_orders,
+    ),
+    "diaguide-encounter-start": HookService(
+        "encounter-start",
+        "DiaGuide precompute",
+        "Prepares the plan and the model narrative when an encounter starts; returns no cards.",
+        _encounter_start,
+    ),
+}
+
+
 @router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks feedback on cards")
 async def feedback(service_id: str, request: Request, ctx: Ctx, caller: EHR) -> JSONResponse:
     service = SERVICES.get(service_id)
     if service is None:
         return _error(404, f"no CDS service {service_id!r}", request)
-    audit_note(request, hook=service["hook"])
+    audit_note(request, hook=service.hook)
     try:
         body = await _json(request)
         items = body.get("feedback") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise InputError('body must be {"feedback": [{"card", "outcome", ...}]}', source="request")
-        rows = [_feedback_row(item, f"feedback[{i}]", service["hook"], caller) for i, item in enumerate(items)]
+        rows = [_feedback_row(item, f"feedback[{i}]", service.hook, caller) for i, item in enumerate(items)]
     except InputError as exc:
         return _error(400, exc.line(), request)
     # feedback only on cards this EHR was given (docs/security.md#access-model); another's card is unknown here
