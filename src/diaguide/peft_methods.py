@@ -67,14 +67,7 @@ def _prefix(cfg: Config) -> Any:
     )
 
 
-def _ia3(cfg: Config) -> Any:
-    from peft import IA3Config, TaskType
-
-    return IA3Config(task_type=TaskType.CAUSAL_LM)
-
-
 METHODS: dict[str, Method] = {
-    "ia3": Method("ia3", "IA3", _ia3),
     "lora": Method("lora", "LORA", _lora),
     # P-tuning v2 is deep prefix tuning: PEFT's PREFIX_TUNING (key/values at every layer)
     "ptuning_v2": Method(

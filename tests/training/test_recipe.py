@@ -67,7 +67,7 @@ def test_adapter_keeps_the_prompt_style_of_a_guided_dataset(model_dirs, data_dir
     assert PromptStyle.of(out) == PromptStyle(guidance=True)
 
 
-@pytest.mark.parametrize("method", ["lora", "ptuning_v2", "ia3"])
+@pytest.mark.parametrize("method", ["lora", "ptuning_v2"])
 def test_saved_adapter_loads_with_peft_and_gives_the_same_logits(model_dirs, data_dir, tmp_path, method):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -133,15 +133,3 @@ def test_bad_inputs_stop_before_training(model_dirs, data_dir, tmp_path):
     assert not (tmp_path / "c" / "metrics.jsonl").exists()
     with pytest.raises(ConfigError, match="train.lr"):
         _train(model_dirs["llama"], data_dir, tmp_path / "d", extra=["train.lr=-1"])
-
-
-def test_throwaway_ia3_serves_and_merges(model_dirs, data_dir, tmp_path):
-    from diaguide.inference.hf_generator import HFGenerator
-    from diaguide.training.export import export_command
-
-    out = tmp_path / "ia3"
-    _train(model_dirs["qwen2"], data_dir, out, steps=2, extra=["method.name=ia3"])
-    gen = HFGenerator(adapter=str(out), device="cpu")
-    assert gen.method.name == "ia3"
-    assert gen.generate(["hello"], max_new_tokens=4)[0].text is not None
-    assert export_command(adapter=str(out), out=str(tmp_path / "m"), merge=True) == 0
