@@ -141,3 +141,25 @@ def test_a_guided_adapter_gets_the_guideline_line_in_every_attempt(ckd) -> None:
         [render_prompt(visit, strict=True, guidance=reference)],
     ]
     assert "Guideline: GOAL" in engine.prompts[0][0]
+
+
+class Echoing:
+    """A base model's habit: it writes its prompt back, then (maybe) an answer."""
+
+    kind, model_name, adapter_version = "echo", "echo", None
+
+    def __init__(self, answer: str = ""):
+        self.answer = answer
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 640) -> list[Generation]:
+        return [Generation(p + "\n" + self.answer, 10, 20, self.answer.rstrip().endswith("END")) for p in prompts]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_prompt_written_back_is_not_the_models_answer(ckd, language) -> None:
+    visit = ckd(language)
+    assert "linagliptin" in render_prompt(visit)  # the prompt's medication line names the drug the patient takes
+    copied = recommend(visit, Echoing())
+    assert copied.status == "no_suggestion" and copied.plan is None  # not "continue linagliptin"
+    answered = recommend(visit, Echoing("MED: stop | linagliptin | dpp4i | - | - | hypoglycaemia\nEND\n"))
+    assert [(m.drug, m.action) for m in answered.plan.medications] == [("linagliptin", "stop")]

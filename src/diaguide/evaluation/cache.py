@@ -28,8 +28,9 @@ from diaguide.records.schema import Plan
 # (retried, else partial) and a MED line naming an action as its drug is such a line; 6: so is one naming a dose, a
 # LOINC code or a laboratory test as its drug (parse._not_a_drug), and a drug the formulary knows has its class; 7: so
 # is one whose drug is no plausible drug name, a class name is shown as a class (parse._implausible, class_label), and
-# the guideline line and the checker read the notes (docs/notes.md)
-FORMAT = 7
+# the guideline line and the checker read the notes (docs/notes.md); 8: lines the model copied from its prompt are
+# not read as its answer (parse.without_echo)
+FORMAT = 8
 
 
 def fingerprint(**parts: Any) -> str:

@@ -30,6 +30,7 @@ from diaguide.inference.registry import generator_for
 from diaguide.knowledge.conditions import facts_once
 from diaguide.prompts import parse_plan, render_prompt
 from diaguide.prompts.guidance import PromptStyle, guideline_plan, notes_facts
+from diaguide.prompts.parse import without_echo
 from diaguide.prompts.target import against_visit
 from diaguide.records.schema import Plan, Visit
 from diaguide.safety import checker
@@ -113,10 +114,11 @@ def _recommend_many(
         t0 = time.perf_counter()
         gens = generator.generate(prompts, max_new_tokens=max_new_tokens)
         share = (time.perf_counter() - t0) / max(len(indices), 1)  # a batch's time, shared out evenly
-        for i, g in zip(indices, gens, strict=True):
+        for i, g, prompt in zip(indices, gens, prompts, strict=True):
             gen_s[i] += share
             t1 = time.perf_counter()
-            parsed[i].append(parse_plan(g.text))  # raw text: the parser needs the trailing newline/END state
+            # raw text (the parser needs the trailing newline/END state), less what the model copied from its prompt
+            parsed[i].append(parse_plan(without_echo(g.text, prompt)))
             parse_s[i] += time.perf_counter() - t1
             texts[i].append(g)
 

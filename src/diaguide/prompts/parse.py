@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from diaguide import clinical_data
 from diaguide.drugs import classes as drug_classes
 from diaguide.drugs.formulary import ingredients, lookup
+from diaguide.prompts.target import KEYS as TARGET_KEYS
 from diaguide.prompts.target import NO_VALUE
 from diaguide.prompts.text import squash
 from diaguide.records.schema import DRUG_CLASSES, LabOrder, MedicationOrder, Plan
@@ -270,6 +271,29 @@ def parse_goal(value: str) -> float | None:
 
 
 _PLAN_KEYS = {"treatment", "medications", "labs", "prompts", "hba1c_goal"}
+
+
+def without_echo(text: str, prompt: str) -> str:
+    """The answer without the lines it copied from its prompt. A base model often writes its prompt back
+    (`Medications: metformin 500 mg` ...), and `medications` is a spelling the parser takes for MED: read as the
+    model's answer, the copied list would be scored as the model continuing it. Dropped: the lines at the top of
+    the answer that equal lines of the prompt (its format example and END included), and any later line that
+    equals one of the prompt's record lines (not a line of the target format, which an answer may well repeat).
+    Line ends are kept, so a cut-off last line stays cut off."""
+    copied = {line.strip() for line in prompt.splitlines() if line.strip()}
+    lines = text.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or lines[start].strip() in copied):
+        start += 1  # the prompt written back from the top, its format example and END included
+    data = copied - {line for line in copied if _target_line(line)}
+    return "".join(line for line in lines[start:] if line.strip() not in data)
+
+
+def _target_line(line: str) -> bool:
+    """A line in the target format itself (`MED: ...`, `END`): a prompt may show one as an example of the format,
+    and an answer that writes it is answering, not copying."""
+    key = line.split(":", 1)[0]
+    return key in TARGET_KEYS and (key == "END" or ":" in line)
 
 
 def _from_json(text: str) -> ParseResult | None:
