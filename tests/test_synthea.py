@@ -148,8 +148,8 @@ def test_make_synthea_eval_end_to_end_on_a_tiny_population(tmp_path):
     assert (run / "models" / "smollm2-135m-lora" / "adapter_config.json").is_file()
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert set(metrics["engines"]) == {"base", "lora", "carry_forward", "rules"}
-    for summary in metrics["engines"].values():
-        assert summary["n"] == 4 and "drug_f1" in summary["overall"]["metrics"]
+    for scored in metrics["engines"].values():
+        assert scored["n"] == 4 and "drug_f1" in scored["overall"]["metrics"]
 
     # the same seed gives the same patients
     again = tmp_path / "again"
