@@ -88,9 +88,9 @@ $(SYNTHEA_DIR)/diabetes.jsonl: $(SYNTHEA_DIR)/population/summary.json
 $(SYNTHEA_DIR)/dataset/manifest.json: $(SYNTHEA_DIR)/diabetes.jsonl
 	$(BIN)/diaguide dataset --records $< --out $(SYNTHEA_DIR)/dataset
 
-$(SYN_ADAPTER)/adapter_config.json: $(SYNTHEA_DIR)/dataset/manifest.json configs/smollm2-135m/lora-synthea.yaml
+$(SYN_ADAPTER)/adapter_config.json: $(SYNTHEA_DIR)/dataset/manifest.json configs/synthea-smollm2-135m/lora.yaml
 	rm -rf $(SYN_ADAPTER)
-	$(BIN)/diaguide train --config configs/smollm2-135m/lora-synthea.yaml --out $(SYN_ADAPTER) \
+	$(BIN)/diaguide train --config configs/synthea-smollm2-135m/lora.yaml --out $(SYN_ADAPTER) \
 	  data.dir=$(SYNTHEA_DIR)/dataset train.progress=false $(SYNTHEA_TRAIN)
 
 # the adapter is found where the evaluation looks for `lora` ($$DIAGUIDE_MODELS); no history ablation (time); base
