@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from functools import lru_cache
 from typing import Any
 
 from diaguide import clinical_data
@@ -42,9 +41,9 @@ def record_hash(visit: Visit) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-@lru_cache(maxsize=1)
 def rule_version() -> str:
-    """Which rules produced a recommendation: a hash of every clinical data file (`clinical_data.version`)."""
+    """Which rules produced a recommendation: a hash of every clinical data file (`clinical_data.version`, cached
+    there once per process)."""
     return clinical_data.version()
 
 
